@@ -1,0 +1,16 @@
+package api
+
+// Problem types. They are URNs rather than URLs so nobody mistakes them for
+// pages to fetch; clients switch on them, so they never change meaning.
+const (
+	ProblemTokenMissing   = "urn:sas:problem:token-missing"
+	ProblemTokenMalformed = "urn:sas:problem:token-malformed"
+	ProblemTokenInvalid   = "urn:sas:problem:token-invalid" // unknown, expired or revoked
+	ProblemTokenRoot      = "urn:sas:problem:token-root"
+	ProblemTokenStatic    = "urn:sas:problem:token-static" // no expiry
+	ProblemTokenTooLong   = "urn:sas:problem:token-ttl-above-ceiling"
+	ProblemUnavailable    = "urn:sas:problem:dependency-unavailable"
+	ProblemNotFound       = "urn:sas:problem:not-found"
+	ProblemMethod         = "urn:sas:problem:method-not-allowed"
+	ProblemInternal       = "urn:sas:problem:internal"
+)

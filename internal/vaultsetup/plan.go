@@ -1,0 +1,251 @@
+// Package vaultsetup configures a Vault server the way sas needs it in
+// production. The same Plan drives the test environment, `sas-server dev`
+// and the operator guide (docs/gateway/vault-setup.md is rendered from it and
+// a test keeps the two identical), so what is tested is what is documented.
+package vaultsetup
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Names of what sas configures in Vault. Operators see these in their Vault;
+// changing one is a migration.
+const (
+	// KVMount is the KV v2 mount holding downstream credentials at
+	// <KVMount>/<env>/<system> (systems: infoblox, calm, terraform).
+	KVMount = "sas"
+	// GatewayPolicy is the gateway's own policy, bound to its AppRole.
+	GatewayPolicy = "sas-gateway"
+	// GatewayAppRole is the AppRole the gateway logs in with.
+	GatewayAppRole = "sas-gateway"
+	// AuditorPolicy lets a caller read the gateway's audit trail.
+	AuditorPolicy = "sas-auditor"
+	// CallerRole is the token role that mints ephemeral caller tokens
+	// carrying a Vault entity (used by operators for break-glass and by the
+	// local stack; people normally log in through OIDC/JWT instead).
+	CallerRole = "sas-caller"
+	// BundlePolicyPrefix + bundle name is the policy that binds a token to a bundle.
+	BundlePolicyPrefix = "sas-bundle-"
+	// ExecPrefix + environment names both the sub-token policy and the token role.
+	ExecPrefix = "sas-exec-"
+)
+
+// Downstream systems whose credentials live in KV under <env>/<system>.
+var DownstreamSystems = []string{"calm", "infoblox", "terraform"}
+
+// Options say which bundles and environments exist.
+type Options struct {
+	Bundles      []string
+	Environments []string
+	// CallerMaxTTL caps caller tokens minted through CallerRole; the gateway
+	// refuses anything longer anyway.
+	CallerMaxTTL time.Duration
+	// SubTokenMaxTTL caps per-operation sub-tokens (explicit_max_ttl).
+	SubTokenMaxTTL time.Duration
+	// AuditFilePath, when set, enables Vault's file audit device there.
+	AuditFilePath string
+}
+
+// DefaultOptions are the bundles shipped in examples/ and their environments.
+func DefaultOptions() Options {
+	return Options{
+		Bundles:        []string{"fedramp_dev_default", "fedramp_prod_restricted", "fedramp_sbx_default"},
+		Environments:   []string{"dev", "prod", "sbx"},
+		CallerMaxTTL:   8 * time.Hour,
+		SubTokenMaxTTL: 30 * time.Minute,
+	}
+}
+
+// Step is one write to Vault, with the CLI command an operator would type.
+type Step struct {
+	Why  string
+	Path string
+	Data map[string]any
+	CLI  string
+}
+
+// Plan returns the steps that configure Vault for sas, in order.
+func Plan(o Options) []Step {
+	bundles := sorted(o.Bundles)
+	envs := sorted(o.Environments)
+	var steps []Step
+
+	steps = append(steps, Step{
+		Why:  "KV v2 mount for downstream credentials (sas/<env>/<system>)",
+		Path: "sys/mounts/" + KVMount,
+		Data: map[string]any{"type": "kv", "options": map[string]string{"version": "2"}},
+		CLI:  fmt.Sprintf("vault secrets enable -path=%s -version=2 kv", KVMount),
+	})
+	if o.AuditFilePath != "" {
+		steps = append(steps, Step{
+			Why:  "Vault's own audit device (HMACs every token and secret)",
+			Path: "sys/audit/file",
+			Data: map[string]any{"type": "file", "options": map[string]string{"file_path": o.AuditFilePath}},
+			CLI:  fmt.Sprintf("vault audit enable file file_path=%s", o.AuditFilePath),
+		})
+	}
+	for _, m := range []string{"approle", "jwt"} {
+		steps = append(steps, Step{
+			Why:  m + " auth: " + map[string]string{"approle": "the gateway and CI jobs log in with it", "jwt": "HCP Terraform and CI OIDC tokens log in with it"}[m],
+			Path: "sys/auth/" + m,
+			Data: map[string]any{"type": m},
+			CLI:  "vault auth enable " + m,
+		})
+	}
+
+	for _, b := range bundles {
+		steps = append(steps, policyStep(BundlePolicyPrefix+b,
+			"binds a token to policy bundle "+b+"; it grants nothing in Vault itself", bundlePolicy(b)))
+	}
+	steps = append(steps, policyStep(AuditorPolicy, "lets a token read the gateway's audit trail", auditorPolicy))
+	for _, env := range envs {
+		steps = append(steps, policyStep(ExecPrefix+env,
+			"what a sub-token for environment "+env+" may read: that environment's downstream credentials, nothing else", execPolicy(env)))
+	}
+	steps = append(steps, policyStep(GatewayPolicy, "the gateway: verify callers, mint and revoke sub-tokens; no access to downstream secrets", gatewayPolicy))
+
+	for _, env := range envs {
+		name := ExecPrefix + env
+		data := map[string]any{
+			"allowed_policies":        []string{name},
+			"orphan":                  true,
+			"renewable":               false,
+			"token_type":              "service",
+			"token_explicit_max_ttl":  int(o.SubTokenMaxTTL.Seconds()),
+			"token_no_default_policy": true,
+		}
+		steps = append(steps, Step{
+			Why:  "token role for per-operation sub-tokens in " + env + ": orphan, short, only " + name,
+			Path: "auth/token/roles/" + name,
+			Data: data,
+			CLI:  cliWrite("auth/token/roles/"+name, data),
+		})
+	}
+
+	callerPolicies := append([]string{AuditorPolicy}, prefixed(BundlePolicyPrefix, bundles)...)
+	callerRole := map[string]any{
+		"allowed_policies":       callerPolicies,
+		"disallowed_policies":    []string{"root", GatewayPolicy},
+		"allowed_entity_aliases": []string{"*"},
+		"orphan":                 false,
+		"renewable":              true,
+		"token_type":             "service",
+		"token_explicit_max_ttl": int(o.CallerMaxTTL.Seconds()),
+	}
+	steps = append(steps, Step{
+		Why:  "token role for ephemeral caller tokens bound to a Vault entity",
+		Path: "auth/token/roles/" + CallerRole,
+		Data: callerRole,
+		CLI:  cliWrite("auth/token/roles/"+CallerRole, callerRole),
+	})
+
+	appRole := map[string]any{
+		"token_policies":     []string{GatewayPolicy},
+		"token_type":         "service",
+		"token_ttl":          3600,
+		"token_max_ttl":      4 * 3600,
+		"secret_id_num_uses": 0,
+		"secret_id_ttl":      0,
+	}
+	steps = append(steps, Step{
+		Why:  "the gateway's own AppRole (its token renews hourly, re-logs in after 4h)",
+		Path: "auth/approle/role/" + GatewayAppRole,
+		Data: appRole,
+		CLI:  cliWrite("auth/approle/role/"+GatewayAppRole, appRole),
+	})
+	return steps
+}
+
+func policyStep(name, why, hcl string) Step {
+	return Step{
+		Why:  "policy " + name + ": " + why,
+		Path: "sys/policies/acl/" + name,
+		Data: map[string]any{"policy": hcl},
+		CLI:  fmt.Sprintf("vault policy write %s - <<'EOF'\n%sEOF", name, hcl),
+	}
+}
+
+func bundlePolicy(bundle string) string {
+	return fmt.Sprintf(`# Marker policy: holding it lets a token use sas policy bundle %q.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+`, bundle)
+}
+
+const auditorPolicy = `# Marker policy: holding it lets a token query GET /v1/audit on the gateway.
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+`
+
+func execPolicy(env string) string {
+	return fmt.Sprintf(`# Sub-tokens for environment %[1]q read that environment's downstream credentials.
+path "%[2]s/data/%[1]s/*" {
+  capabilities = ["read"]
+}
+`, env, KVMount)
+}
+
+const gatewayPolicy = `# Verify caller tokens and resolve their entity.
+path "auth/token/lookup" {
+  capabilities = ["update"]
+}
+path "identity/entity/id/*" {
+  capabilities = ["read"]
+}
+# Mint per-operation sub-tokens, and revoke them by accessor.
+path "auth/token/create/sas-exec-*" {
+  capabilities = ["update"]
+}
+path "auth/token/lookup-accessor" {
+  capabilities = ["update"]
+}
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+# Keep its own token alive.
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+# Deliberately absent: sas/data/* — the gateway never reads downstream secrets itself.
+`
+
+// cliWrite renders a `vault write` command with stable argument order.
+func cliWrite(path string, data map[string]any) string {
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("vault write " + path)
+	for _, k := range keys {
+		var v string
+		switch x := data[k].(type) {
+		case []string:
+			v = strings.Join(x, ",")
+		default:
+			v = fmt.Sprint(x)
+		}
+		fmt.Fprintf(&b, " \\\n    %s=%q", k, v)
+	}
+	return b.String()
+}
+
+func sorted(in []string) []string {
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	return out
+}
+
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+	"github.com/sas-platform/terraform-provider-sas/server"
+)
+
+const (
+	devBundle      = "fedramp_sbx_default"
+	devEnvironment = "sbx"
+	devEntity      = "demo-user"
+)
+
+// dev runs the local stack like `vault server -dev`: a real Vault dev
+// server configured by the same code as the test environment, then the
+// gateway on loopback with its embedded store under -data-dir. Everything
+// it started stops on SIGINT/SIGTERM.
+func dev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8400", "gateway listen address (loopback)")
+	dataDir := fs.String("data-dir", ".sas-dev", "directory for the gateway's database and the dev Vault's files")
+	envFile := fs.String("env-file", "", "write SAS_ADDR, VAULT_ADDR, VAULT_TOKEN, … as KEY=VALUE lines to this file (mode 0600)")
+	vaultBin := fs.String("vault-dev-bin", "", "path to the vault-dev binary (default: next to sas-server, then ./bin/vault-dev)")
+	tokenTTL := fs.Duration("token-ttl", 2*time.Hour, "TTL of the demo caller token written to the env file")
+	logLevel := fs.String("log-level", "info", "log level")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := newLogger(*logLevel)
+
+	bin, err := findVaultDev(*vaultBin)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	vs, creds, err := devvault.StartConfigured(ctx, bin, filepath.Join(abs, "vault"), vaultsetup.DefaultOptions())
+	if err != nil {
+		return err
+	}
+	defer vs.Stop()
+	logger.Info("vault dev server configured", "addr", vs.Addr)
+
+	admin, err := vs.AdminClient()
+	if err != nil {
+		return err
+	}
+	callerToken, err := vaultsetup.MintCallerToken(ctx, admin, vaultsetup.CallerSpec{
+		Entity: devEntity, Bundles: []string{devBundle}, TTL: *tokenTTL,
+	})
+	if err != nil {
+		return err
+	}
+
+	cfg := server.Config{
+		ListenAddr: *listen,
+		VaultAddr:  vs.Addr,
+		VaultLogin: vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
+		DataDir:    filepath.Join(abs, "gateway"),
+		Logger:     logger,
+	}
+	return runGateway(ctx, cfg, func(addr string) error {
+		env := map[string]string{
+			"SAS_ADDR":                 addr,
+			"VAULT_ADDR":               vs.Addr,
+			"VAULT_TOKEN":              callerToken,
+			"SAS_POLICY_BUNDLE":        devBundle,
+			"SAS_ENVIRONMENT":          devEnvironment,
+			"SAS_DEV_VAULT_ROOT_TOKEN": vs.RootToken(),
+			"SAS_DATA_DIR":             abs,
+		}
+		if *envFile != "" {
+			if err := writeEnvFile(*envFile, env); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(os.Stderr, "\nsas dev stack is up (Ctrl-C stops it)\n  gateway: %s\n  vault:   %s\n  caller:  entity %q, bundle %q, environment %q\n", addr, vs.Addr, devEntity, devBundle, devEnvironment)
+		if *envFile != "" {
+			fmt.Fprintf(os.Stderr, "  env:     %s (holds tokens; do not share)\n\n", *envFile)
+		}
+		return nil
+	})
+}
+
+func findVaultDev(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), "vault-dev")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := devvault.FindRepoTool("vault-dev"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("vault-dev binary not found next to sas-server or in ./bin; run `make tools` or pass -vault-dev-bin")
+}
+
+// writeEnvFile writes KEY=VALUE lines atomically with mode 0600: the file
+// holds tokens.
+func writeEnvFile(path string, env map[string]string) error {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return fmt.Errorf("env file %s: %w", path, err)
+	}
+	return os.Rename(tmp, path)
+}
