@@ -143,4 +143,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-

@@ -1,0 +1,177 @@
+// Package testenv gives a test package a real Vault, configured exactly as
+// the operator guide configures production, and mints the caller tokens
+// tests need: ephemeral ones bound to bundles and carrying an entity, and
+// the kinds the gateway must refuse (root, over-long, expired, revoked).
+//
+// One Vault per test package: start it in TestMain with Main.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	vaultapi "github.com/hashicorp/vault/api"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+)
+
+// Env is a running, configured Vault.
+type Env struct {
+	VaultAddr string
+	// Gateway is the gateway's AppRole login, as an operator would hand it over.
+	GatewayLogin vault.AppRoleLogin
+	// Dir is a scratch directory removed on Close.
+	Dir string
+
+	server *devvault.Server
+	admin  *vaultapi.Client
+}
+
+// Start starts vault-dev (./bin/vault-dev, built by `make tools`, or
+// $SAS_VAULT_DEV_BIN) and configures it with vaultsetup's production plan.
+func Start(ctx context.Context) (*Env, error) {
+	bin := os.Getenv("SAS_VAULT_DEV_BIN")
+	if bin == "" {
+		var err error
+		if bin, err = devvault.FindRepoTool("vault-dev"); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "sas-testenv-")
+	if err != nil {
+		return nil, err
+	}
+	opts := vaultsetup.DefaultOptions()
+	opts.AuditFilePath = filepath.Join(dir, "vault-audit.log")
+	srv, creds, err := devvault.StartConfigured(ctx, bin, filepath.Join(dir, "vault"), opts)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	admin, err := srv.AdminClient()
+	if err != nil {
+		srv.Stop()
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Env{
+		VaultAddr: srv.Addr,
+		GatewayLogin: vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
+		Dir:       dir,
+		server:    srv,
+		admin:     admin,
+	}, nil
+}
+
+// Close stops Vault and removes the scratch directory.
+func (e *Env) Close() error {
+	err := e.server.Stop()
+	os.RemoveAll(e.Dir)
+	return err
+}
+
+// Main runs a test package with one Vault for all its tests:
+//
+//	var env *testenv.Env
+//	func TestMain(m *testing.M) { testenv.Main(m, &env) }
+func Main(m *testing.M, env **Env) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	e, err := Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: %v\n", err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Close(); err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: stop vault: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// Admin is a root client for set-up and assertions; never hand it to code under test.
+func (e *Env) Admin() *vaultapi.Client { return e.admin }
+
+// VaultAuditLog is the path of Vault's own audit log for this environment.
+func (e *Env) VaultAuditLog() string { return filepath.Join(e.Dir, "vault-audit.log") }
+
+// Caller mints an ephemeral token (1h unless spec says otherwise) through
+// the caller role, bound to spec.Bundles and carrying entity spec.Entity.
+func (e *Env) Caller(t testing.TB, spec vaultsetup.CallerSpec) string {
+	t.Helper()
+	tok, err := vaultsetup.MintCallerToken(context.Background(), e.admin, spec)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	return tok
+}
+
+// RootToken is the dev server's root token — the one kind of token Vault
+// never expires, and which the gateway must refuse.
+func (e *Env) RootToken() string { return e.server.RootToken() }
+
+// OverlongToken mints a token bound to bundles whose TTL (768h, Vault's
+// default maximum) is far above the gateway's ceiling: static in all but name.
+func (e *Env) OverlongToken(t testing.TB, bundles ...string) string {
+	t.Helper()
+	return e.directToken(t, bundles, "768h")
+}
+
+// ExpiredToken mints a token with a one-second TTL and waits until Vault
+// has expired it.
+func (e *Env) ExpiredToken(t testing.TB, bundles ...string) string {
+	t.Helper()
+	tok := e.directToken(t, bundles, "1s")
+	e.waitGone(t, tok)
+	return tok
+}
+
+// RevokedToken mints a valid token and revokes it.
+func (e *Env) RevokedToken(t testing.TB, bundles ...string) string {
+	t.Helper()
+	tok := e.directToken(t, bundles, "1h")
+	if err := e.admin.Auth().Token().RevokeTreeWithContext(context.Background(), tok); err != nil {
+		t.Fatalf("testenv: revoke token: %v", err)
+	}
+	e.waitGone(t, tok)
+	return tok
+}
+
+func (e *Env) directToken(t testing.TB, bundles []string, ttl string) string {
+	t.Helper()
+	s, err := e.admin.Auth().Token().CreateWithContext(context.Background(), &vaultapi.TokenCreateRequest{
+		Policies: bundlePolicies(bundles), TTL: ttl, DisplayName: "direct-" + ttl,
+	})
+	if err != nil {
+		t.Fatalf("testenv: mint %s token: %v", ttl, err)
+	}
+	return s.Auth.ClientToken
+}
+
+// waitGone polls until Vault no longer knows tok.
+func (e *Env) waitGone(t testing.TB, tok string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := e.admin.Auth().Token().LookupWithContext(context.Background(), tok); err != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("testenv: Vault still knows a token that should be gone after 30s")
+}
+
+func bundlePolicies(bundles []string) []string {
+	out := make([]string, len(bundles))
+	for i, b := range bundles {
+		out[i] = vaultsetup.BundlePolicyPrefix + b
+	}
+	return out
+}
