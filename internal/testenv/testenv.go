@@ -61,11 +61,11 @@ func Start(ctx context.Context) (*Env, error) {
 		return nil, err
 	}
 	return &Env{
-		VaultAddr: srv.Addr,
+		VaultAddr:    srv.Addr,
 		GatewayLogin: vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
-		Dir:       dir,
-		server:    srv,
-		admin:     admin,
+		Dir:          dir,
+		server:       srv,
+		admin:        admin,
 	}, nil
 }
 

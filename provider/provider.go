@@ -1,0 +1,210 @@
+// Package provider is the sas Terraform provider. It talks only to the sas
+// gateway; the gateway alone reaches Vault KV, Calm, Infoblox and Terraform.
+package provider
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework/datasource"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/provider"
+	"github.com/hashicorp/terraform-plugin-framework/provider/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/gatewayclient"
+)
+
+var _ provider.Provider = &SasProvider{}
+
+// SasProvider is the sas provider.
+type SasProvider struct {
+	version string
+}
+
+// SasProviderModel is the provider block.
+type SasProviderModel struct {
+	Address      types.String `tfsdk:"address"`
+	Token        types.String `tfsdk:"token"`
+	TokenFile    types.String `tfsdk:"token_file"`
+	PolicyBundle types.String `tfsdk:"policy_bundle"`
+	Environment  types.String `tfsdk:"environment"`
+	CACertFile   types.String `tfsdk:"ca_cert_file"`
+}
+
+// ProviderData is what resources and data sources receive in Configure.
+type ProviderData struct {
+	Client       *gatewayclient.Client
+	PolicyBundle string
+	Environment  string
+}
+
+// New returns a provider factory for version.
+func New(version string) func() provider.Provider {
+	return func() provider.Provider { return &SasProvider{version: version} }
+}
+
+func (p *SasProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
+	resp.TypeName = "sas"
+	resp.Version = p.version
+}
+
+func (p *SasProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *provider.SchemaResponse) {
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "The sas provider provisions infrastructure through the sas gateway, which verifies your " +
+			"ephemeral Vault token, evaluates the policy bundle bound to it, audits the request, and only then " +
+			"reaches Infoblox, Nutanix Calm or Terraform with a short-lived Vault sub-token.",
+		Attributes: map[string]schema.Attribute{
+			"address": schema.StringAttribute{
+				MarkdownDescription: "URL of the sas gateway, e.g. `https://sas.example.com`. Defaults to `SAS_ADDR`.",
+				Optional:            true,
+			},
+			"token": schema.StringAttribute{
+				MarkdownDescription: "Ephemeral Vault token the gateway verifies. Defaults to `VAULT_TOKEN`, then `~/.vault-token`. " +
+					"Root tokens, tokens that never expire and tokens with more remaining TTL than the gateway's ceiling are refused. " +
+					"Never stored in state.",
+				Optional:  true,
+				Sensitive: true,
+			},
+			"token_file": schema.StringAttribute{
+				MarkdownDescription: "Path of a file holding the Vault token. With HCP Terraform's Vault dynamic credentials, set it to " +
+					"`var.tfc_vault_dynamic_credentials.default.token_filename`. Conflicts with `token`.",
+				Optional: true,
+			},
+			"policy_bundle": schema.StringAttribute{
+				MarkdownDescription: "Policy bundle requests are made under (your token must carry policy `sas-bundle-<name>`). " +
+					"Defaults to `SAS_POLICY_BUNDLE`.",
+				Optional: true,
+			},
+			"environment": schema.StringAttribute{
+				MarkdownDescription: "Environment requests target (`sbx`, `dev` or `prod`); the bundle decides which it allows. " +
+					"Defaults to `SAS_ENVIRONMENT`.",
+				Optional: true,
+			},
+			"ca_cert_file": schema.StringAttribute{
+				MarkdownDescription: "PEM file of the CA that signed the gateway's TLS certificate, when it is not in the system pool.",
+				Optional:            true,
+			},
+		},
+	}
+}
+
+func (p *SasProvider) Configure(ctx context.Context, req provider.ConfigureRequest, resp *provider.ConfigureResponse) {
+	var cfg SasProviderModel
+	resp.Diagnostics.Append(req.Config.Get(ctx, &cfg)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	for _, a := range []struct {
+		name string
+		v    types.String
+	}{{"address", cfg.Address}, {"token", cfg.Token}, {"token_file", cfg.TokenFile}, {"policy_bundle", cfg.PolicyBundle}, {"environment", cfg.Environment}, {"ca_cert_file", cfg.CACertFile}} {
+		if a.v.IsUnknown() {
+			resp.Diagnostics.AddAttributeError(path.Root(a.name), "Unknown Provider Setting",
+				fmt.Sprintf("The provider cannot be configured because %q is not known until apply. Set it to a literal, a variable or its environment variable.", a.name))
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	address := firstNonEmpty(cfg.Address.ValueString(), os.Getenv("SAS_ADDR"))
+	if address == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("address"), "Missing Gateway Address",
+			"The provider needs the sas gateway's URL. Set `address` in the provider block or the SAS_ADDR environment variable "+
+				"(`sas-server dev --env-file` writes it for the local stack).")
+	}
+	token, source, err := resolveToken(cfg)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root(source), "Invalid Token Setting", err.Error())
+	} else if token == "" {
+		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing Vault Token",
+			"The gateway only accepts an ephemeral Vault token. Set `token` or `token_file` in the provider block, or VAULT_TOKEN, "+
+				"or log in with `vault login` (which writes ~/.vault-token).")
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
+	ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "token")
+	ctx = tflog.MaskAllFieldValuesStrings(ctx, token)
+	client, err := gatewayclient.New(gatewayclient.Config{
+		Address:      address,
+		Token:        token,
+		PolicyBundle: firstNonEmpty(cfg.PolicyBundle.ValueString(), os.Getenv("SAS_POLICY_BUNDLE")),
+		Environment:  firstNonEmpty(cfg.Environment.ValueString(), os.Getenv("SAS_ENVIRONMENT")),
+		CACertFile:   cfg.CACertFile.ValueString(),
+		UserAgent:    "terraform-provider-sas/" + p.version,
+		Logger:       tflogAdapter{ctx: ctx},
+	})
+	if err != nil {
+		attr := "address"
+		if strings.Contains(err.Error(), "CA certificate") {
+			attr = "ca_cert_file"
+		}
+		resp.Diagnostics.AddAttributeError(path.Root(attr), "Invalid Provider Configuration", err.Error())
+		return
+	}
+	tflog.Debug(ctx, "configured sas provider", map[string]any{"address": address, "token_source": source})
+	data := &ProviderData{
+		Client:       client,
+		PolicyBundle: firstNonEmpty(cfg.PolicyBundle.ValueString(), os.Getenv("SAS_POLICY_BUNDLE")),
+		Environment:  firstNonEmpty(cfg.Environment.ValueString(), os.Getenv("SAS_ENVIRONMENT")),
+	}
+	resp.DataSourceData = data
+	resp.ResourceData = data
+}
+
+// resolveToken returns the token and the setting it came from, in order:
+// token, token_file, VAULT_TOKEN, ~/.vault-token.
+func resolveToken(cfg SasProviderModel) (token, source string, err error) {
+	tok, file := cfg.Token.ValueString(), cfg.TokenFile.ValueString()
+	switch {
+	case tok != "" && file != "":
+		return "", "token_file", fmt.Errorf("`token` and `token_file` are both set; set only one")
+	case tok != "":
+		return strings.TrimSpace(tok), "token", nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", "token_file", fmt.Errorf("cannot read token_file: %v", err)
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return "", "token_file", fmt.Errorf("token_file %s is empty", file)
+		}
+		return strings.TrimSpace(string(b)), "token_file", nil
+	}
+	if v := os.Getenv("VAULT_TOKEN"); v != "" {
+		return strings.TrimSpace(v), "token", nil
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if b, err := os.ReadFile(filepath.Join(home, ".vault-token")); err == nil {
+			return strings.TrimSpace(string(b)), "token", nil
+		}
+	}
+	return "", "token", nil
+}
+
+func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {
+	return nil
+}
+
+func (p *SasProvider) DataSources(_ context.Context) []func() datasource.DataSource {
+	return []func() datasource.DataSource{
+		NewIdentityDataSource,
+	}
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
