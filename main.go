@@ -11,8 +11,8 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/provider"
 )
 
-// Run "go generate" to format example terraform files and generate the docs for the registry/website.
-//go:generate sh -c "cd internal/tools && go run github.com/hashicorp/terraform-plugin-docs/cmd/tfplugindocs generate --provider-dir ../.. --provider-name sas"
+// Run "go generate" to regenerate docs/ from the schema, examples/ and templates/.
+//go:generate make docs
 
 // version is set at link time by the GNUmakefile (-ldflags "-X main.version=…").
 var version = "dev"

@@ -173,7 +173,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hea
 		pe := &ProblemError{Method: method, Path: path, StatusCode: resp.StatusCode}
 		if err := json.Unmarshal(raw, &pe.Problem); err != nil || pe.Problem.Title == "" {
 			pe.Problem = api.Problem{Title: http.StatusText(resp.StatusCode), Status: resp.StatusCode,
-				Detail: "the gateway answered without a problem document: " + truncate(string(raw), 200),
+				Detail:    "the gateway answered without a problem document: " + truncate(string(raw), 200),
 				RequestID: resp.Header.Get(api.HeaderRequestID)}
 		}
 		return pe

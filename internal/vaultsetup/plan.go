@@ -87,12 +87,15 @@ func Plan(o Options) []Step {
 			CLI:  fmt.Sprintf("vault audit enable file file_path=%s", o.AuditFilePath),
 		})
 	}
-	for _, m := range []string{"approle", "jwt"} {
+	for _, m := range []struct{ method, why string }{
+		{"approle", "AppRole auth: the gateway and CI jobs log in with it"},
+		{"jwt", "JWT auth: HCP Terraform runs and CI OIDC tokens log in with it (configure its issuer for your site)"},
+	} {
 		steps = append(steps, Step{
-			Why:  m + " auth: " + map[string]string{"approle": "the gateway and CI jobs log in with it", "jwt": "HCP Terraform and CI OIDC tokens log in with it"}[m],
-			Path: "sys/auth/" + m,
-			Data: map[string]any{"type": m},
-			CLI:  "vault auth enable " + m,
+			Why:  m.why,
+			Path: "sys/auth/" + m.method,
+			Data: map[string]any{"type": m.method},
+			CLI:  "vault auth enable " + m.method,
 		})
 	}
 

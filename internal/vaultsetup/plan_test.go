@@ -1,0 +1,97 @@
+package vaultsetup
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/gateway/vault-setup.md from the plan")
+
+const guidePath = "../../docs/gateway/vault-setup.md"
+
+const guideHeader = `# Configuring Vault for sas
+
+<!-- Generated from internal/vaultsetup (make docs). Do not edit by hand: the
+     test environment and ` + "`sas-server dev`" + ` apply exactly these steps, and a
+     test fails when this page and the code differ. -->
+
+sas needs Vault to hold three kinds of identity (see the architecture):
+
+| identity | gets it from | may |
+|---|---|---|
+| caller token | your users' login (OIDC/JWT, AppRole for CI) | carry ` + "`sas-bundle-<name>`" + ` policies; call the gateway |
+| gateway token | the ` + "`sas-gateway`" + ` AppRole | look up caller tokens; mint and revoke sub-tokens through ` + "`sas-exec-<env>`" + ` roles |
+| sub-token | the gateway, per operation | read ` + "`sas/<env>/<system>`" + ` credentials, nothing else |
+
+Run these as a Vault administrator. Every step is idempotent.
+
+`
+
+const guideFooter = `## Hand the gateway its AppRole
+
+` + "```sh" + `
+vault read -field=role_id auth/approle/role/sas-gateway/role-id          # -> SAS_VAULT_ROLE_ID
+vault write -f -field=secret_id auth/approle/role/sas-gateway/secret-id  # -> the file named by SAS_VAULT_SECRET_ID_FILE
+` + "```" + `
+
+## Store downstream credentials
+
+` + "```sh" + `
+vault kv put sas/sbx/infoblox username=... password=...
+vault kv put sas/sbx/calm username=... password=...
+` + "```" + `
+
+Neither the gateway's token nor any caller token can read them: only the
+per-operation sub-tokens minted through ` + "`sas-exec-<env>`" + ` can.
+`
+
+func guide() string {
+	return guideHeader + Markdown(Plan(DefaultOptions())) + guideFooter
+}
+
+// The operator guide is the plan the tests apply, rendered.
+func TestOperatorGuide(t *testing.T) {
+	want := guide()
+	if *update {
+		if err := os.WriteFile(guidePath, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(guidePath)
+	if err != nil {
+		t.Fatalf("%v (run `make docs`)", err)
+	}
+	if string(got) != want {
+		t.Fatalf("%s differs from the plan in internal/vaultsetup; run `make docs`", guidePath)
+	}
+}
+
+func TestPlanBindsEveryBundleAndEnvironment(t *testing.T) {
+	o := DefaultOptions()
+	paths := map[string]Step{}
+	for _, s := range Plan(o) {
+		paths[s.Path] = s
+	}
+	for _, b := range o.Bundles {
+		if _, ok := paths["sys/policies/acl/sas-bundle-"+b]; !ok {
+			t.Errorf("no policy for bundle %s", b)
+		}
+	}
+	for _, env := range o.Environments {
+		role, ok := paths["auth/token/roles/sas-exec-"+env]
+		if !ok {
+			t.Fatalf("no token role for %s", env)
+		}
+		if role.Data["orphan"] != true || role.Data["token_explicit_max_ttl"] != int(o.SubTokenMaxTTL.Seconds()) {
+			t.Errorf("sub-token role for %s: %v", env, role.Data)
+		}
+		if p := paths["sys/policies/acl/sas-exec-"+env].Data["policy"].(string); !strings.Contains(p, `"sas/data/`+env+`/*"`) {
+			t.Errorf("exec policy for %s does not scope to its environment:\n%s", env, p)
+		}
+	}
+	if gp := paths["sys/policies/acl/sas-gateway"].Data["policy"].(string); strings.Contains(gp, `path "sas/`) {
+		t.Error("the gateway policy must not reach the downstream credentials")
+	}
+}
