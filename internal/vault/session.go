@@ -60,6 +60,9 @@ func Login(ctx context.Context, addr string, login AppRoleLogin, logger hclog.Lo
 	if login.Mount == "" {
 		login.Mount = "approle"
 	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
 	s := &Session{addr: addr, login: login, logger: logger.Named("vault-session")}
 	if err := s.relogin(ctx); err != nil {
 		return nil, err
