@@ -42,7 +42,11 @@ func NewClient(addr string) (*vaultapi.Client, error) {
 	}
 	cfg.Address = addr
 	cfg.Timeout = 10 * time.Second
+	// A couple of quick retries ride out a Vault leader change; beyond that
+	// the gateway fails closed rather than keep the caller waiting.
 	cfg.MaxRetries = 2
+	cfg.MinRetryWait = 100 * time.Millisecond
+	cfg.MaxRetryWait = 500 * time.Millisecond
 	c, err := vaultapi.NewClient(cfg)
 	if err != nil {
 		return nil, err
