@@ -2,40 +2,117 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
 
 // Gateway is a configured gateway with its dependencies open.
 type Gateway struct {
-	cfg   Config
-	vault *vault.Session
-	store *store.Store
+	cfg     Config
+	vault   *vault.Session
+	store   *store.Store
+	audit   *audit.AuditChain
+	policy  *policy.Evaluator
+	ops     *operations.Book
+	limiter *callerLimiter
+	metrics *gatewayMetrics
 }
 
-// New logs in to Vault and opens the store. It fails if either is
-// unavailable: a gateway that cannot verify or record does not start.
-func New(ctx context.Context, cfg Config) (*Gateway, error) {
+// New logs in to Vault, opens the store and the audit chain and loads the
+// policy bundles. It fails if any of them is unavailable: a gateway that
+// cannot verify, decide or record does not start.
+func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+
 	sess, err := vault.Login(ctx, cfg.VaultAddr, cfg.VaultLogin, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.OpenSQLite(ctx, cfg.DataDir)
+	closers = append(closers, func() { _ = sess.Close(context.Background()) })
+
+	storeCfg := store.Config{Driver: store.DriverSQLite, DataDir: cfg.DataDir}
+	if cfg.PostgresDSNFile != "" {
+		dsn, err := os.ReadFile(cfg.PostgresDSNFile)
+		if err != nil {
+			return nil, fmt.Errorf("postgres DSN file: %w", err)
+		}
+		storeCfg = store.Config{Driver: store.DriverPostgres, DSN: strings.TrimSpace(string(dsn))}
+	}
+	st, err := store.Open(ctx, storeCfg)
 	if err != nil {
-		_ = sess.Close(ctx)
 		return nil, err
 	}
-	return &Gateway{cfg: cfg, vault: sess, store: st}, nil
+	closers = append(closers, func() { _ = st.Close() })
+
+	keys := audit.DefaultKeyPaths(cfg.DataDir)
+	if cfg.AuditSigningKeyFile != "" {
+		keys.Signing = cfg.AuditSigningKeyFile
+	}
+	if cfg.AuditHMACKeyFile != "" {
+		keys.HMAC = cfg.AuditHMACKeyFile
+	}
+	if cfg.GenerateAuditKeys {
+		if err := audit.EnsureKeys(keys); err != nil {
+			return nil, err
+		}
+	}
+	auditOpts, err := audit.LoadOptions(keys)
+	if err != nil {
+		return nil, fmt.Errorf("audit keys: %w", err)
+	}
+	auditOpts.CheckpointEvery = cfg.AuditCheckpointEvery
+	chain, err := audit.New(ctx, st, auditOpts)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, func() { _ = chain.Close() })
+
+	var vkeys []policy.VerificationKey
+	for _, f := range cfg.BundleVerificationKeyFiles {
+		k, err := loadBundleKey(f)
+		if err != nil {
+			return nil, fmt.Errorf("bundle verification key: %w", err)
+		}
+		vkeys = append(vkeys, k)
+	}
+	eval, err := policy.Load(ctx, policy.Options{Dir: cfg.BundleDir, VerificationKeys: vkeys, Logger: cfg.Logger.Named("policy")})
+	if err != nil {
+		return nil, err
+	}
+
+	g = &Gateway{cfg: cfg, vault: sess, store: st, audit: chain, policy: eval, ops: operations.NewBook(st), metrics: newGatewayMetrics()}
+	if cfg.RateLimit > 0 {
+		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	return g, nil
 }
+
+// ReloadPolicy re-reads the bundle directory (SIGHUP).
+func (g *Gateway) ReloadPolicy(ctx context.Context) error { return g.policy.Reload(ctx) }
 
 // Handler is the gateway's HTTP API.
 func (g *Gateway) Handler() http.Handler { return g.router() }
@@ -45,19 +122,31 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go g.vault.Run(ctx)
+	go g.policy.Watch(ctx, g.cfg.BundleReloadInterval)
 	srv := &http.Server{
 		Handler:           g.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       g.cfg.ReadTimeout,
+		WriteTimeout:      g.cfg.WriteTimeout,
+		IdleTimeout:       g.cfg.IdleTimeout,
+		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
+		ErrorLog:          g.cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if g.cfg.TLSCertFile != "" {
+			errc <- srv.ServeTLS(ln, g.cfg.TLSCertFile, g.cfg.TLSKeyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	// Drain: stop accepting, let in-flight requests finish (their audit
+	// records are written before they act), then close.
 	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancelShutdown()
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -70,9 +159,21 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 // does this itself; tests that mount Handler on httptest call it).
 func (g *Gateway) RunSession(ctx context.Context) { g.vault.Run(ctx) }
 
-// Close revokes the gateway's Vault token and closes the store.
+// Close signs a final audit checkpoint (so truncation after shutdown is
+// detectable), revokes the gateway's Vault token and closes the store.
 func (g *Gateway) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(g.vault.Close(ctx), g.store.Close())
+	var errs []error
+	if _, err := g.audit.Checkpoint(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
+	}
+	errs = append(errs, g.audit.Close(), g.vault.Close(ctx), g.store.Close())
+	return errors.Join(errs...)
 }
+
+// Store is the gateway's database (for operators' tools and tests).
+func (g *Gateway) Store() *store.Store { return g.store }
+
+// AuditChain is the gateway's audit chain (for operators' tools and tests).
+func (g *Gateway) AuditChain() *audit.AuditChain { return g.audit }

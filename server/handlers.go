@@ -14,7 +14,7 @@ import (
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	h := api.Health{Status: "ok", Version: Version, Checks: map[string]string{"vault": "ok", "store": "ok"}}
+	h := api.Health{Status: "ok", Version: Version, Checks: map[string]string{"vault": "ok", "store": "ok", "policy": "ok"}}
 	if vh, err := g.vault.Client().Sys().HealthWithContext(ctx); err != nil {
 		h.Checks["vault"] = "unreachable"
 	} else if vh.Sealed {
@@ -22,6 +22,9 @@ func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := g.store.Ping(ctx); err != nil {
 		h.Checks["store"] = "unavailable"
+	}
+	if len(g.policy.Bundles()) == 0 {
+		h.Checks["policy"] = "no bundles loaded"
 	}
 	status := http.StatusOK
 	for _, v := range h.Checks {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/caller"
 )
 
@@ -40,22 +41,32 @@ func requestIDFrom(ctx context.Context) string {
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
-	s.status = code
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// withAccessLog logs method, path, status and duration — never headers,
-// which carry tokens.
-func (g *Gateway) withAccessLog(next http.Handler) http.Handler {
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+// withMetrics counts and times requests by route, and logs each at debug
+// level — method, path, status, duration; never headers, which carry tokens.
+func (g *Gateway) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		took := time.Since(start)
+		g.metrics.observe(r, rec.status, took)
 		g.cfg.Logger.Debug("request", "request_id", requestIDFrom(r.Context()), "method", r.Method,
-			"path", r.URL.Path, "status", rec.status, "duration", time.Since(start).String())
+			"path", r.URL.Path, "status", rec.status, "duration", took.String())
 	})
 }
 
@@ -85,15 +96,22 @@ func (g *Gateway) withCaller(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token := tokenFrom(r)
 		if refusal := caller.CheckFormat(token); refusal != nil {
+			g.metrics.refusals.WithLabelValues(refusal.Type).Inc()
 			writeError(w, r, refusal)
 			return
 		}
 		c, err := g.verifyCaller(r.Context(), token)
 		if err != nil {
 			g.cfg.Logger.Info("caller refused", "request_id", requestIDFrom(r.Context()), "reason", err.Error())
-			writeError(w, r, err)
+			p := problemFor(err)
+			g.metrics.refusals.WithLabelValues(p.Type).Inc()
+			writeProblem(w, r, p)
 			return
 		}
+		note(r, func(rec *audit.Record) {
+			rec.OwnerEntityID, rec.OwnerName, rec.TokenAccessor = c.EntityID, c.Owner, c.Accessor()
+			rec.Decision = audit.DecisionAllow // a read this identity may make; policy paths overwrite it
+		})
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey, c)))
 	})
 }

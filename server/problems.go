@@ -3,10 +3,13 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/caller"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
 
@@ -15,9 +18,23 @@ import (
 func problemFor(err error) api.Problem {
 	var refusal *caller.Refusal
 	var unavailable *vault.UnavailableError
+	var invalid *api.InvalidRequestError
+	var maxBytes *http.MaxBytesError
+	var conflict *operations.IdempotencyConflictError
 	switch {
 	case errors.As(err, &refusal):
 		return refusal.Problem()
+	case errors.As(err, &invalid):
+		return api.Problem{Type: api.ProblemInvalidRequest, Title: "Invalid request", Status: http.StatusUnprocessableEntity,
+			Detail: invalid.Error(), InvalidParams: invalid.Fields}
+	case errors.As(err, &maxBytes):
+		return api.Problem{Type: api.ProblemBodyTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge,
+			Detail: fmt.Sprintf("the body is larger than this gateway's limit of %d bytes", maxBytes.Limit)}
+	case errors.As(err, &conflict):
+		return api.Problem{Type: api.ProblemIdempotency, Title: "Idempotency key reused", Status: http.StatusConflict,
+			Detail: conflict.Error() + "; use a new key for a new request"}
+	case errors.Is(err, operations.ErrNotFound):
+		return api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: "no such operation for this caller"}
 	case errors.As(err, &unavailable):
 		return api.Problem{Type: api.ProblemUnavailable, Title: "Vault unavailable", Status: http.StatusServiceUnavailable,
 			Detail: "the gateway cannot verify tokens because Vault did not answer; nothing was done — retry shortly"}
@@ -27,7 +44,19 @@ func problemFor(err error) api.Problem {
 	}
 }
 
+// writeProblem answers with p; the request's audit record notes its type.
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
+	note(r, func(rec *audit.Record) {
+		rec.Outcome = p.Type
+		if len(p.Violations) > 0 {
+			rec.Violations = p.Violations
+		}
+	})
+	writeProblemTo(w, r, p)
+}
+
+// writeProblemTo writes p without touching the audit record.
+func writeProblemTo(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	p.RequestID = requestIDFrom(r.Context())
 	w.Header().Set("Content-Type", api.ProblemContentType)
 	w.Header().Set("Cache-Control", "no-store")

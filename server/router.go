@@ -7,25 +7,38 @@ import (
 )
 
 // router wires the API. Read it top to bottom as the threat model's trust
-// boundaries: every request gets an id and a panic guard; only health and
-// the API description are reachable without a token; everything else
-// passes boundary ① (a Vault-verified, ephemeral caller token) before any
-// handler runs.
+// boundaries:
+//
+//	every request   gets an id, a bounded body, a panic guard, metrics,
+//	                and (unless it carries no identity and changes nothing)
+//	                exactly one audit record written before its response —
+//	                if that write fails the request fails with 503 (⑤, fail closed)
+//	①  caller        a Vault token that Vault vouches for, ephemeral, under the TTL ceiling
+//	   rate limit    per caller identity
+//	②  bundle        X-Sas-Policy-Bundle must be one the token is bound to
+//	                 (policy sas-bundle-<name>); X-Sas-Environment a known one
+//	②  request       strictly decoded, then the bundle's policy decides (in the handler)
+//	③–④             only then an operation is enqueued for the orchestrator
 func (g *Gateway) router() http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(notFound)
-	r.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	r.NotFoundHandler = g.withEvery(http.HandlerFunc(notFound))
+	r.MethodNotAllowedHandler = g.withEvery(http.HandlerFunc(methodNotAllowed))
 
-	// Every request: an id for the audit trail, a bounded body, no panics leaking.
-	r.Use(withRequestID, g.withAccessLog, g.withRecover, g.withBodyLimit)
-
-	// Unauthenticated: what a load balancer and an operator need.
-	r.HandleFunc("/v1/sys/health", g.health).Methods(http.MethodGet, http.MethodHead)
-
-	// Boundary ①: the caller's Vault token, verified against Vault on every request.
-	authed := r.PathPrefix("/v1").Subrouter()
-	authed.Use(g.withCaller)
-	authed.HandleFunc("/identity", g.identity).Methods(http.MethodGet)
-
+	for _, rt := range g.routes() {
+		var h http.Handler = rt.handler
+		if rt.bundled {
+			h = g.withBundle(h)
+		}
+		if !rt.public {
+			h = g.withCaller(g.withRateLimit(h))
+		}
+		h = g.withAudit(rt, h)
+		r.Handle(rt.path, g.withEvery(h)).Methods(rt.methods...).Name(rt.name)
+	}
 	return r
+}
+
+// withEvery is what every request gets, matched or not.
+func (g *Gateway) withEvery(h http.Handler) http.Handler {
+	return withRequestID(g.withMetrics(g.withRecover(g.withBodyLimit(h))))
 }

@@ -31,6 +31,12 @@ type Problem struct {
 	Detail     string      `json:"detail,omitempty"`
 	RequestID  string      `json:"request_id,omitempty"`
 	Violations []Violation `json:"violations,omitempty"`
+	// InvalidParams names each field of a rejected request body.
+	InvalidParams []FieldError `json:"invalid_params,omitempty"`
+	// DecisionID and Bundle identify the policy decision behind a denial.
+	DecisionID     string `json:"decision_id,omitempty"`
+	Bundle         string `json:"bundle,omitempty"`
+	BundleRevision string `json:"bundle_revision,omitempty"`
 }
 
 // Violation is one reason a policy bundle denied a request.

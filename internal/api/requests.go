@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Environments a request may target. A bundle allows a subset.
 const (
 	EnvSandbox = "sbx"
@@ -60,6 +62,12 @@ type IPReservationUpdate struct {
 	ChangeTicket string    `json:"change_ticket,omitempty"`
 }
 
+// DeleteRequest is the optional body of a DELETE: bundles that require
+// change tickets (fedramp_prod_restricted) need one here too.
+type DeleteRequest struct {
+	ChangeTicket string `json:"change_ticket,omitempty"`
+}
+
 // CalmAppRequest launches a Nutanix Calm application from a blueprint.
 type CalmAppRequest struct {
 	Name         string            `json:"name"`
@@ -88,13 +96,100 @@ type ModuleRunRequest struct {
 }
 
 // DecisionRequest is the body of POST /v1/decisions: what would happen if
-// this request were made. Request is the body the caller would send.
+// this request were made. Request is the body the caller would send; the
+// bundle and environment come from the same headers as every request.
 type DecisionRequest struct {
+	Kind     string         `json:"kind"`
+	Action   string         `json:"action"`
+	TargetID string         `json:"target_id,omitempty"`
+	Request  map[string]any `json:"request,omitempty"`
+}
+
+// Operation is a long-running provisioning request (GET /v1/operations/{id}).
+type Operation struct {
+	ID          string         `json:"id"`
 	Kind        string         `json:"kind"`
 	Action      string         `json:"action"`
-	Bundle      string         `json:"bundle,omitempty"`      // default: X-Sas-Policy-Bundle
-	Environment string         `json:"environment,omitempty"` // default: X-Sas-Environment
-	Request     map[string]any `json:"request"`
+	TargetID    string         `json:"target_id,omitempty"`
+	State       string         `json:"state"` // pending, running, succeeded, failed, cancelled
+	Attempts    int            `json:"attempts"`
+	Owner       string         `json:"owner"`
+	Bundle      string         `json:"bundle"`
+	Environment string         `json:"environment"`
+	RequestID   string         `json:"request_id"`
+	DecisionID  string         `json:"decision_id"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	Result      map[string]any `json:"result,omitempty"`
+	Error       string         `json:"error,omitempty"`
+}
+
+// Operation states.
+const (
+	OperationPending   = "pending"
+	OperationRunning   = "running"
+	OperationSucceeded = "succeeded"
+	OperationFailed    = "failed"
+	OperationCancelled = "cancelled"
+)
+
+// BundleSummary is one entry of GET /v1/bundles.
+type BundleSummary struct {
+	Name        string    `json:"name"`
+	Revision    string    `json:"revision"`
+	Description string    `json:"description"`
+	Signed      bool      `json:"signed"`
+	LoadedAt    time.Time `json:"loaded_at"`
+	Error       string    `json:"error,omitempty"`
+}
+
+// BundleDetail is GET /v1/bundles/{name}: the bundle's declared rules.
+type BundleDetail struct {
+	BundleSummary
+	Data map[string]any `json:"data"`
+}
+
+// Catalog is GET /v1/catalog: what this caller may provision with this
+// bundle in this environment.
+type Catalog struct {
+	Bundle      string              `json:"bundle"`
+	Revision    string              `json:"revision"`
+	Environment string              `json:"environment"`
+	Actions     map[string][]string `json:"actions"` // kind -> actions
+	Networks    []CatalogNetwork    `json:"networks"`
+	DNSZones    []string            `json:"dns_zones"`
+	Blueprints  []CatalogEntry      `json:"blueprints"`
+	Modules     []CatalogModule     `json:"modules"`
+	Limits      map[string]int      `json:"limits"`
+	// ChangeTicketRequired: mutations need a change_ticket.
+	ChangeTicketRequired bool `json:"change_ticket_required"`
+}
+
+// CatalogNetwork is a network the caller may use.
+type CatalogNetwork struct {
+	Name        string `json:"name"`
+	CIDR        string `json:"cidr"`
+	Description string `json:"description,omitempty"`
+}
+
+// CatalogEntry is a named catalog item.
+type CatalogEntry struct {
+	Name        string `json:"name"`
+	Level       string `json:"level,omitempty"`
+	Description string `json:"description,omitempty"`
+}
+
+// CatalogModule is a module the caller may run.
+type CatalogModule struct {
+	Name        string   `json:"name"`
+	Versions    []string `json:"versions"`
+	Description string   `json:"description,omitempty"`
+}
+
+// AuditPage is GET /v1/audit.
+type AuditPage struct {
+	Records []map[string]any `json:"records"`
+	Next    string           `json:"next,omitempty"`
 }
 
 // Decision is a policy bundle's answer.

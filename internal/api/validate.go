@@ -17,6 +17,7 @@ var (
 	reVersion    = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]{1,32})?$`)
 	reVarName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 	reTicket     = regexp.MustCompile(`^[A-Z]{2,6}[0-9]{4,10}$`)
+	reID         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	reProfile    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9 _-]{0,62}$`)
 	maxVariables = 50
 )
@@ -71,6 +72,13 @@ func (r *IPReservationUpdate) Validate() error {
 	if r.Comment != nil {
 		checkComment(&f, "/comment", *r.Comment)
 	}
+	checkTicket(&f, "/change_ticket", r.ChangeTicket)
+	return f.err()
+}
+
+// Validate checks a delete's optional change ticket.
+func (r *DeleteRequest) Validate() error {
+	var f fieldErrors
 	checkTicket(&f, "/change_ticket", r.ChangeTicket)
 	return f.err()
 }
@@ -131,13 +139,10 @@ func (r *DecisionRequest) Validate() error {
 	var f fieldErrors
 	checkEnum(&f, "/kind", r.Kind, Kinds)
 	checkEnum(&f, "/action", r.Action, Actions)
-	if r.Environment != "" {
-		checkEnum(&f, "/environment", r.Environment, Environments)
+	if r.TargetID != "" {
+		checkPattern(&f, "/target_id", r.TargetID, reID, "a resource id")
 	}
-	if r.Bundle != "" {
-		checkPattern(&f, "/bundle", r.Bundle, reName, "a policy bundle name")
-	}
-	if r.Request == nil && r.Action != ActionRead && r.Action != ActionDelete {
+	if r.Request == nil && (r.Action == ActionCreate || r.Action == ActionUpdate) {
 		f.add("/request", "required: the body the %s would carry", r.Action)
 	}
 	return f.err()
@@ -162,6 +167,10 @@ func NewRequestBody(kind, action string) Validator {
 	case ActionUpdate:
 		if kind == KindIPReservation {
 			return &IPReservationUpdate{}
+		}
+	case ActionDelete:
+		if slices.Contains(Kinds, kind) {
+			return &DeleteRequest{}
 		}
 	}
 	return nil

@@ -3,12 +3,14 @@ package testenv
 import (
 	"context"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
@@ -24,12 +26,18 @@ type Gateway struct {
 func (e *Env) StartGateway(t testing.TB, configure ...func(*server.Config)) *Gateway {
 	t.Helper()
 	tw := &testWriter{t: t}
+	root, err := devvault.RepoRoot()
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	cfg := server.Config{
-		ListenAddr: "127.0.0.1:0",
-		VaultAddr:  e.VaultAddr,
-		VaultLogin: e.GatewayLogin,
-		DataDir:    t.TempDir(),
-		Logger:     hclog.New(&hclog.LoggerOptions{Name: "gateway", Level: hclog.Warn, Output: tw}),
+		ListenAddr:        "127.0.0.1:0",
+		VaultAddr:         e.VaultAddr,
+		VaultLogin:        e.GatewayLogin,
+		DataDir:           t.TempDir(),
+		BundleDir:         filepath.Join(root, "examples", "bundles"),
+		GenerateAuditKeys: true,
+		Logger:            hclog.New(&hclog.LoggerOptions{Name: "gateway", Level: hclog.Warn, Output: tw}),
 	}
 	for _, f := range configure {
 		f(&cfg)

@@ -34,10 +34,11 @@ func dev(ctx context.Context, args []string) error {
 	vaultBin := fs.String("vault-dev-bin", "", "path to the vault-dev binary (default: next to sas-server, then ./bin/vault-dev)")
 	tokenTTL := fs.Duration("token-ttl", 2*time.Hour, "TTL of the demo caller token written to the env file")
 	logLevel := fs.String("log-level", "info", "log level")
+	bundleDir := fs.String("bundle-dir", "", "policy bundles (default: examples/bundles of this repository)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := newLogger(*logLevel)
+	logger := newLogger(*logLevel, os.Getenv("SAS_LOG_FORMAT") == "json")
 
 	bin, err := findVaultDev(*vaultBin)
 	if err != nil {
@@ -65,12 +66,21 @@ func dev(ctx context.Context, args []string) error {
 		return err
 	}
 
+	if *bundleDir == "" {
+		root, err := devvault.RepoRoot()
+		if err != nil {
+			return fmt.Errorf("no -bundle-dir given and not inside the sas repository: %w", err)
+		}
+		*bundleDir = filepath.Join(root, "examples", "bundles")
+	}
 	cfg := server.Config{
-		ListenAddr: *listen,
-		VaultAddr:  vs.Addr,
-		VaultLogin: vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
-		DataDir:    filepath.Join(abs, "gateway"),
-		Logger:     logger,
+		ListenAddr:        *listen,
+		VaultAddr:         vs.Addr,
+		VaultLogin:        vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
+		DataDir:           filepath.Join(abs, "gateway"),
+		BundleDir:         *bundleDir,
+		GenerateAuditKeys: true, // dev only: keys in <data-dir>/gateway/keys
+		Logger:            logger,
 	}
 	return runGateway(ctx, cfg, func(addr string) error {
 		env := map[string]string{

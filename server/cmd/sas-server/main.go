@@ -13,9 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -30,6 +28,7 @@ const usage = `usage: sas-server <command> [flags]
 commands:
   serve     run the gateway (configuration from SAS_* environment variables; see -h)
   dev       run the local stack: a real Vault dev server and the gateway on loopback
+  audit     verify the audit chain or export it (sas-server audit -h)
   version   print the version
 `
 
@@ -48,6 +47,8 @@ func main() {
 		err = serve(ctx, os.Args[2:])
 	case "dev":
 		err = dev(ctx, os.Args[2:])
+	case "audit":
+		err = runAudit(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "version", "-version", "--version":
 		fmt.Println("sas-server", version)
 	case "-h", "-help", "--help", "help":
@@ -62,21 +63,24 @@ func main() {
 	}
 }
 
-func newLogger(level string) hclog.Logger {
-	return hclog.New(&hclog.LoggerOptions{Name: "sas", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: os.Getenv("SAS_LOG_FORMAT") == "json"})
+func newLogger(level string, json bool) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "sas", Level: hclog.LevelFromString(level), Output: os.Stderr, JSONFormat: json})
 }
 
 func serve(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fs.String("config", "", "HCL configuration file (see examples/gateway/sas-server.hcl)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `usage: sas-server serve
+		fmt.Fprint(fs.Output(), `usage: sas-server serve [-config FILE]
 
-Configuration (environment):
-  SAS_LISTEN_ADDR           address to listen on (default 127.0.0.1:8200)
-  SAS_VAULT_ADDR            Vault address (required)
-  SAS_VAULT_ROLE_ID         the gateway's AppRole role_id (required)
-  SAS_VAULT_SECRET_ID_FILE  file holding the AppRole secret_id (required; never pass secrets in env or flags)
-  SAS_DATA_DIR              directory for the embedded database (required)
+Settings come from the HCL file, then these environment variables override them:
+  SAS_LISTEN_ADDR           address to listen on (default 127.0.0.1:8200; TLS required off loopback)
+  SAS_VAULT_ADDR            Vault address
+  SAS_VAULT_ROLE_ID         the gateway's AppRole role_id
+  SAS_VAULT_SECRET_ID_FILE  file holding the AppRole secret_id (secrets never go in env or flags)
+  SAS_DATA_DIR              directory for the embedded database
+  SAS_POSTGRES_DSN_FILE     file holding a PostgreSQL DSN (instead of SQLite)
+  SAS_BUNDLE_DIR            directory of policy bundles
   SAS_MAX_CALLER_TTL        refuse caller tokens with more remaining TTL (default 8h)
   SAS_LOG_LEVEL             trace, debug, info, warn, error (default info)
 `)
@@ -84,27 +88,11 @@ Configuration (environment):
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := server.Config{
-		ListenAddr: os.Getenv("SAS_LISTEN_ADDR"),
-		VaultAddr:  os.Getenv("SAS_VAULT_ADDR"),
-		DataDir:    os.Getenv("SAS_DATA_DIR"),
-		Logger:     newLogger(envOr("SAS_LOG_LEVEL", "info")),
+	cfg, err := server.LoadConfig(*configPath)
+	if err != nil {
+		return err
 	}
-	cfg.VaultLogin.RoleID = os.Getenv("SAS_VAULT_ROLE_ID")
-	if p := os.Getenv("SAS_VAULT_SECRET_ID_FILE"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return fmt.Errorf("SAS_VAULT_SECRET_ID_FILE: %w", err)
-		}
-		cfg.VaultLogin.SecretID = strings.TrimSpace(string(b))
-	}
-	if v := os.Getenv("SAS_MAX_CALLER_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("SAS_MAX_CALLER_TTL %q: %w", v, err)
-		}
-		cfg.MaxCallerTTL = d
-	}
+	cfg.Logger = newLogger(envOr(cfg.LogLevel, "info"), cfg.LogJSON || os.Getenv("SAS_LOG_FORMAT") == "json")
 	return runGateway(ctx, cfg, nil)
 }
 
@@ -123,7 +111,11 @@ func runGateway(ctx context.Context, cfg server.Config, ready func(addr string) 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.ListenAddr, err)
 	}
-	addr := "http://" + ln.Addr().String()
+	scheme := "http"
+	if cfg.TLSCertFile != "" {
+		scheme = "https"
+	}
+	addr := scheme + "://" + ln.Addr().String()
 	cfg.Logger.Info("gateway listening", "addr", addr, "vault", cfg.VaultAddr, "data_dir", cfg.DataDir)
 	if ready != nil {
 		if err := ready(addr); err != nil {
@@ -137,8 +129,8 @@ func runGateway(ctx context.Context, cfg server.Config, ready func(addr string) 
 	return nil
 }
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
+func envOr(v, def string) string {
+	if v != "" {
 		return v
 	}
 	return def

@@ -1,0 +1,173 @@
+package sas.policy_test
+
+import data.sas.policy
+
+# --- fixtures
+
+caller := {
+	"owner": "carol",
+	"entity_id": "6f1c2a9e-0000-4000-8000-000000000003",
+	"bundles": ["fedramp_dev_default", "fedramp_prod_restricted"],
+	"policies": ["default", "sas-bundle-fedramp_dev_default", "sas-bundle-fedramp_prod_restricted"],
+}
+
+envelope(kind, action, request) := {
+	"bundle": "fedramp_prod_restricted",
+	"environment": "prod",
+	"kind": kind,
+	"action": action,
+	"caller": caller,
+	"request": request,
+}
+
+ip_request := {
+	"network": "prod-app",
+	"hostname": "pay-01",
+	"dns_zone": "prod.example.internal",
+	"aliases": ["payments.prod.example.internal"],
+	"change_ticket": "CHG0012345",
+}
+
+calm_request := {
+	"name": "ledger-db",
+	"blueprint": "postgres-ha-prod",
+	"network": "prod-data",
+	"size": {"vcpus": 16, "memory_gib": 64, "disk_gib": 1000},
+	"change_ticket": "CHG0012345",
+}
+
+module_request := {"module": "storage/object-bucket", "version": "2.1.0", "change_ticket": "CHG0012345"}
+
+ip := envelope("ip_reservation", "create", ip_request)
+
+calm := envelope("calm_app", "create", calm_request)
+
+module := envelope("module_run", "create", module_request)
+
+with_request(inp, fields) := object.union(inp, {"request": fields})
+
+violations_for(inp) := vs if {
+	vs := policy.violations with input as inp
+}
+
+rules_for(inp) := {v.rule | some v in violations_for(inp)}
+
+violation(inp, rule) := v if {
+	some v in violations_for(inp)
+	v.rule == rule
+}
+
+denied(inp) if {
+	not policy.allow with input as inp
+}
+
+# --- happy paths
+
+test_prod_ip_reservation_with_ticket_allowed if {
+	policy.allow with input as ip
+	count(violations_for(ip)) == 0
+}
+
+test_prod_calm_app_with_ticket_allowed if {
+	policy.allow with input as calm
+}
+
+test_prod_module_run_pinned_with_ticket_allowed if {
+	policy.allow with input as module
+}
+
+test_read_needs_no_ticket if {
+	policy.allow with input as envelope("calm_app", "read", {})
+}
+
+test_ip_reservation_delete_with_ticket_allowed if {
+	policy.allow with input as envelope("ip_reservation", "delete", {"change_ticket": "CHG7654321"})
+}
+
+test_update_with_ticket_allowed if {
+	policy.allow with input as envelope("ip_reservation", "update", {"comment": "owner change", "change_ticket": "CHG0000001"})
+}
+
+# --- change control
+
+test_create_without_ticket_denied if {
+	inp := envelope("calm_app", "create", object.remove(calm_request, ["change_ticket"]))
+	denied(inp)
+	v := violation(inp, "change_ticket_required")
+	v.path == "/change_ticket"
+	v.control_ids == ["CM-3", "CM-5"]
+	contains(v.message, "fedramp_prod_restricted")
+	rules_for(inp) == {"change_ticket_required"}
+}
+
+test_update_without_ticket_denied if {
+	inp := envelope("ip_reservation", "update", {"comment": "x"})
+	violation(inp, "change_ticket_required").path == "/change_ticket"
+}
+
+test_delete_without_ticket_denied if {
+	rules_for(envelope("ip_reservation", "delete", {})) == {"change_ticket_required"}
+}
+
+test_empty_ticket_denied if {
+	"change_ticket_required" in rules_for(with_request(module, {"change_ticket": ""}))
+}
+
+test_malformed_ticket_denied if {
+	inp := with_request(ip, {"change_ticket": "CHG12345"})
+	v := violation(inp, "change_ticket_invalid")
+	v.path == "/change_ticket"
+	rules_for(inp) == {"change_ticket_invalid"}
+}
+
+# --- fewer actions in prod
+
+test_calm_app_delete_denied_even_with_ticket if {
+	inp := envelope("calm_app", "delete", {"change_ticket": "CHG0012345"})
+	v := violation(inp, "action_not_allowed")
+	v.message == `bundle fedramp_prod_restricted allows calm_app actions [create, read, update] in prod; "delete" is not one of them`
+	rules_for(inp) == {"action_not_allowed"}
+}
+
+test_module_run_delete_denied if {
+	"action_not_allowed" in rules_for(envelope("module_run", "delete", {"change_ticket": "CHG0012345"}))
+}
+
+# --- environments, networks, blueprints, modules
+
+test_dev_environment_denied if {
+	inp := object.union(ip, {"environment": "dev"})
+	v := violation(inp, "environment_not_allowed")
+	v.message == `bundle fedramp_prod_restricted allows environments [prod]; "dev" is not one of them`
+}
+
+test_dev_network_denied if {
+	inp := with_request(ip, {"network": "10.20.0.0/24"})
+	v := violation(inp, "network_not_allowed")
+	v.path == "/network"
+	rules_for(inp) == {"network_not_allowed"}
+}
+
+test_sandbox_blueprint_denied if {
+	violation(with_request(calm, {"blueprint": "linux-vm-sandbox"}), "blueprint_not_allowed").path == "/blueprint"
+}
+
+test_oversize_disk_denied if {
+	violation(with_request(calm, {"size": {"disk_gib": 2000}}), "size_exceeds_limit").path == "/size/disk_gib"
+}
+
+test_unpinned_module_denied if {
+	inp := envelope("module_run", "create", object.remove(module_request, ["version"]))
+	v := violation(inp, "module_version_required")
+	v.path == "/version"
+	rules_for(inp) == {"module_version_required"}
+}
+
+test_module_version_not_in_prod_catalog_denied if {
+	violation(with_request(module, {"version": "2.0.1"}), "module_version_not_allowed").path == "/version"
+}
+
+test_caller_without_prod_binding_denied if {
+	inp := object.union(ip, {"caller": {"bundles": ["fedramp_dev_default"]}})
+	rules_for(inp) == {"caller_not_bound"}
+}

@@ -1,0 +1,50 @@
+# sas gateway configuration (sas-server serve -config sas-server.hcl).
+# SAS_* environment variables override these settings (sas-server serve -h).
+
+listen {
+  address       = "0.0.0.0:8443"
+  tls_cert_file = "/etc/sas/tls/gateway.crt" # plain HTTP is refused off loopback
+  tls_key_file  = "/etc/sas/tls/gateway.key"
+  read_timeout  = "30s"
+  write_timeout = "60s"
+  idle_timeout  = "120s"
+  max_body_bytes = 1048576
+}
+
+vault {
+  address        = "https://vault.example.com:8200"
+  ca_cert_file   = "/etc/sas/tls/vault-ca.pem"
+  max_caller_ttl = "8h" # tokens with more remaining TTL are static in all but name
+
+  approle {
+    role_id        = "00000000-0000-0000-0000-000000000000" # vault read auth/approle/role/sas-gateway/role-id
+    secret_id_file = "/etc/sas/vault-secret-id"             # never put the secret_id itself here
+  }
+}
+
+storage {
+  data_dir = "/var/lib/sas" # embedded SQLite
+  # postgres_dsn_file = "/etc/sas/postgres-dsn" # scale-out: every replica shares PostgreSQL
+}
+
+policy {
+  bundle_dir             = "/etc/sas/bundles"
+  verification_key_files = ["/etc/sas/bundle-signing.pub"] # unsigned bundles are then refused
+  reload_interval        = "30s"                          # SIGHUP reloads at once
+}
+
+audit {
+  hmac_key_file    = "/etc/sas/audit-hmac.key"
+  signing_key_file = "/etc/sas/audit-signing.pem"
+  checkpoint_every = 100
+}
+
+rate_limit {
+  requests_per_second = 20 # per caller identity, per replica
+  burst               = 40
+}
+
+log {
+  level  = "info"
+  format = "json"
+}

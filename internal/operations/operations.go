@@ -1,0 +1,162 @@
+// Package operations keeps the gateway's long-running provisioning
+// operations: what was asked, by whom, under which decision, and where it
+// stands. Idempotency keys live here too, so a retried create returns the
+// original operation instead of provisioning twice — across restarts and
+// across replicas sharing PostgreSQL.
+package operations
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+)
+
+// ErrNotFound means no such operation (or not one the caller may see).
+var ErrNotFound = errors.New("operation not found")
+
+// IdempotencyConflictError means the key was used before with another body.
+type IdempotencyConflictError struct{ Key, OperationID string }
+
+func (e *IdempotencyConflictError) Error() string {
+	return fmt.Sprintf("Idempotency-Key %q was already used for operation %s with a different request", e.Key, e.OperationID)
+}
+
+// New is an operation about to be created.
+type New struct {
+	Kind, Action, TargetID string
+	OwnerEntityID, Owner   string
+	Bundle, Environment    string
+	RequestID, DecisionID  string
+	IdempotencyKey         string
+	Request                []byte // canonical JSON of the decoded request
+}
+
+// Book stores operations in the gateway's database.
+type Book struct{ st *store.Store }
+
+// NewBook returns a Book on st.
+func NewBook(st *store.Store) *Book { return &Book{st: st} }
+
+// Create stores a pending operation. With an idempotency key already used
+// by the same owner, it returns the original operation and created=false;
+// with the same key and a different request, an *IdempotencyConflictError.
+func (b *Book) Create(ctx context.Context, n New) (op api.Operation, created bool, err error) {
+	hash := requestHash(n)
+	err = b.st.WriteTx(ctx, func(ctx context.Context, q store.Querier) error {
+		if prior, err := replay(ctx, q, n, hash); err != nil || prior != nil {
+			if prior != nil {
+				op = *prior
+			}
+			return err
+		}
+		now := time.Now().UTC()
+		id := newID()
+		var key any
+		if n.IdempotencyKey != "" {
+			key = n.IdempotencyKey
+		}
+		_, err := q.ExecContext(ctx, `INSERT INTO operations (id, kind, action, target_id, state, attempts, owner_entity_id, owner_name,
+			bundle, environment, request_id, decision_id, idempotency_key, request_hash, request_json, result_json, error, created_ns, updated_ns)
+			VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '', $15, $15)`,
+			id, n.Kind, n.Action, n.TargetID, api.OperationPending, n.OwnerEntityID, n.Owner, n.Bundle, n.Environment,
+			n.RequestID, n.DecisionID, key, hash, string(n.Request), now.UnixNano())
+		if err != nil {
+			return fmt.Errorf("store operation: %w", err)
+		}
+		created = true
+		op, err = get(ctx, q, id)
+		return err
+	})
+	return op, created, err
+}
+
+// Replay returns the operation an earlier request with the same
+// idempotency key created (nil if none), or an *IdempotencyConflictError
+// if that request differed.
+func (b *Book) Replay(ctx context.Context, n New) (*api.Operation, error) {
+	return replay(ctx, b.st.DB, n, requestHash(n))
+}
+
+func replay(ctx context.Context, q rowQuerier, n New, hash string) (*api.Operation, error) {
+	if n.IdempotencyKey == "" {
+		return nil, nil
+	}
+	var id, prevHash string
+	err := q.QueryRowContext(ctx, `SELECT id, request_hash FROM operations WHERE owner_entity_id = $1 AND owner_name = $2 AND idempotency_key = $3`,
+		n.OwnerEntityID, n.Owner, n.IdempotencyKey).Scan(&id, &prevHash)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	case prevHash != hash:
+		return nil, &IdempotencyConflictError{Key: n.IdempotencyKey, OperationID: id}
+	}
+	op, err := get(ctx, q, id)
+	return &op, err
+}
+
+// requestHash identifies "the same request" for idempotency: kind, action,
+// target, bundle, environment and the canonical body.
+func requestHash(n New) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{n.Kind, n.Action, n.TargetID, n.Bundle, n.Environment, string(n.Request)}, "\x00")))
+	return hex.EncodeToString(sum[:])
+}
+
+// Get returns the operation id if it belongs to the owner (entity id, else
+// name): operations are not shared between callers.
+func (b *Book) Get(ctx context.Context, id, ownerEntityID, owner string) (api.Operation, error) {
+	op, err := get(ctx, b.st.DB, id)
+	if err != nil {
+		return op, err
+	}
+	var entity string
+	_ = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id FROM operations WHERE id = $1`, id).Scan(&entity)
+	if entity != ownerEntityID || op.Owner != owner {
+		return api.Operation{}, ErrNotFound
+	}
+	return op, nil
+}
+
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func get(ctx context.Context, q rowQuerier, id string) (api.Operation, error) {
+	var op api.Operation
+	var created, updated int64
+	var result string
+	err := q.QueryRowContext(ctx, `SELECT id, kind, action, target_id, state, attempts, owner_name, bundle, environment,
+		request_id, decision_id, result_json, error, created_ns, updated_ns FROM operations WHERE id = $1`, id).Scan(
+		&op.ID, &op.Kind, &op.Action, &op.TargetID, &op.State, &op.Attempts, &op.Owner, &op.Bundle, &op.Environment,
+		&op.RequestID, &op.DecisionID, &result, &op.Error, &created, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return op, ErrNotFound
+	}
+	if err != nil {
+		return op, fmt.Errorf("read operation: %w", err)
+	}
+	op.CreatedAt, op.UpdatedAt = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	if result != "" {
+		if err := json.Unmarshal([]byte(result), &op.Result); err != nil {
+			return op, fmt.Errorf("operation %s result: %w", id, err)
+		}
+	}
+	return op, nil
+}
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "op-" + hex.EncodeToString(b[:])
+}

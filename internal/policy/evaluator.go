@@ -1,0 +1,362 @@
+// Package policy is the gateway's BundleEvaluator: it loads OPA policy
+// bundles (one bundle = one named policy set), compiles one prepared query
+// per bundle, and answers "may this request proceed?" with an api.Decision.
+//
+// Conventions every bundle follows (the gateway and the provider rely on
+// them): policy in package sas.policy, manifest roots ["sas"], the bundle's
+// declaration of what it allows in data.sas.bundle (see BundleSpec), and two
+// rules the evaluator reads: data.sas.policy.allow (boolean) and
+// data.sas.policy.violations (a set of {rule, message, path, control_ids}).
+//
+// The evaluator fails closed. A decision allows only when the query
+// succeeded, allow is exactly true and there are no violations; a bundle that
+// does not parse, compile, verify or validate, an evaluation error, an
+// undefined or non-boolean allow — each is a deny carrying a "policy_error"
+// violation that names the bundle and what failed.
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+)
+
+// Rule names the evaluator itself reports (bundles report their own).
+const (
+	// RulePolicyError: the bundle could not decide (load, compile or
+	// evaluation failure, malformed result). Always a deny.
+	RulePolicyError = "policy_error"
+	// RuleBundleUnknown: no bundle of that name is loaded.
+	RuleBundleUnknown = "bundle_unknown"
+	// RuleEnvironmentNotAllowed: the environment is not in the bundle's
+	// declared environments. Bundles report it too; the evaluator enforces it
+	// again from data.sas.bundle.environments in case a bundle's rules forget.
+	RuleEnvironmentNotAllowed = "environment_not_allowed"
+)
+
+// ErrPolicyFailure marks a deny caused by a failure (a bundle that did not
+// load, an evaluation error, a malformed result, a cancelled context) rather
+// than by the policy's rules. The decision returned with it is still a valid
+// deny; the error is for logs and metrics.
+var ErrPolicyFailure = errors.New("policy evaluation failed")
+
+// Options configure Load.
+type Options struct {
+	// Dir holds the bundles: each subdirectory with a .manifest and each
+	// *.tar.gz / *.tgz file is one bundle named after its base name.
+	// Entries whose names start with "." are ignored.
+	Dir string
+	// VerificationKeys, when non-empty, make signatures mandatory: a bundle
+	// without a valid .signatures.json from one of these keys is refused
+	// (and denies every request).
+	VerificationKeys []VerificationKey
+	// EvalTimeout bounds one evaluation (default 2s).
+	EvalTimeout time.Duration
+	// MaxBundleBytes bounds the size of any file in a bundle (default 32 MiB).
+	MaxBundleBytes int64
+	// Logger receives load, reload and failure events (default: discard).
+	Logger hclog.Logger
+}
+
+// Input is the policy input document: what the gateway knows about one
+// request. Request is the JSON request body (a map or one of the api request
+// types); nil is sent as {}.
+type Input struct {
+	Bundle      string `json:"bundle"`
+	Environment string `json:"environment"`
+	Kind        string `json:"kind"`
+	Action      string `json:"action"`
+	Caller      Caller `json:"caller"`
+	Request     any    `json:"request"`
+}
+
+// Caller is the verified identity behind a request, from Vault.
+type Caller struct {
+	Owner    string   `json:"owner"`
+	EntityID string   `json:"entity_id"`
+	Bundles  []string `json:"bundles"`
+	Policies []string `json:"policies"`
+}
+
+// Evaluator holds the compiled bundles. It is safe for concurrent use:
+// Evaluate reads an immutable snapshot, Reload builds a new one and swaps it
+// in atomically, so a decision is made entirely by one revision of a bundle.
+type Evaluator struct {
+	opts   Options
+	log    hclog.Logger
+	verify *verification
+
+	current  atomic.Pointer[bundleSet]
+	reloadMu sync.Mutex
+}
+
+// bundleSet is one immutable generation of loaded bundles.
+type bundleSet struct {
+	bundles map[string]*compiledBundle
+	names   []string
+}
+
+// Load reads every bundle in opts.Dir and compiles it. It fails when the
+// directory cannot be read, when the verification keys are unusable or when
+// the directory holds no bundle at all; a single bundle that fails to load
+// does not fail Load — it is kept as a deny-all entry (see Reload) and its
+// error is logged and shown in BundleInfo.Error.
+func Load(ctx context.Context, opts Options) (*Evaluator, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("policy: no bundle directory configured")
+	}
+	if opts.EvalTimeout <= 0 {
+		opts.EvalTimeout = 2 * time.Second
+	}
+	if opts.MaxBundleBytes <= 0 {
+		opts.MaxBundleBytes = 32 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	verify, err := newVerification(opts.VerificationKeys)
+	if err != nil {
+		return nil, err
+	}
+	e := &Evaluator{opts: opts, log: opts.Logger.Named("policy"), verify: verify}
+	set, err := e.loadSet(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(set.names) == 0 {
+		return nil, fmt.Errorf("policy: no bundles in %s (expected bundle directories with a .manifest, or .tar.gz files)", opts.Dir)
+	}
+	e.current.Store(set)
+	return e, nil
+}
+
+// Reload re-reads the bundle directory and atomically swaps in the new set.
+// Bundles whose files did not change keep their compiled query; decisions in
+// flight finish on the generation they started with.
+//
+// A bundle that fails to load (parse, compile, signature, data validation)
+// replaces its previous version with a deny-all entry rather than keeping
+// the last good one: the operator changed it for a reason — often to revoke
+// access — so silently continuing to enforce the old, possibly more
+// permissive revision (and stamping decisions with a revision that is no
+// longer on disk) would be failing open. The failure is logged at ERROR,
+// shown in BundleInfo.Error, and named in every denied decision's violation.
+//
+// Reload returns an error, and keeps the current set, only when the
+// directory itself cannot be read.
+func (e *Evaluator) Reload(ctx context.Context) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	prev := e.current.Load()
+	set, err := e.loadSet(ctx, prev)
+	if err != nil {
+		e.log.Error("policy reload failed; keeping the current bundles", "dir", e.opts.Dir, "error", err)
+		return err
+	}
+	if len(set.names) == 0 {
+		e.log.Warn("policy reload found no bundles; every request will be denied", "dir", e.opts.Dir)
+	}
+	e.current.Store(set)
+	for name := range prev.bundles {
+		if _, ok := set.bundles[name]; !ok {
+			e.log.Info("policy bundle removed", "bundle", name)
+		}
+	}
+	return nil
+}
+
+// Watch polls the bundle directory every interval and reloads when any
+// bundle's content changed (a content hash, not mtimes, so fast edits are
+// not missed). It returns when ctx is done. The gateway also calls Reload
+// on SIGHUP.
+func (e *Evaluator) Watch(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		changed, err := e.changed()
+		if err != nil {
+			e.log.Warn("policy watch: cannot read bundle directory", "dir", e.opts.Dir, "error", err)
+			continue
+		}
+		if changed {
+			_ = e.Reload(ctx) // logged by Reload
+		}
+	}
+}
+
+// changed reports whether the bundles on disk differ from the loaded set.
+func (e *Evaluator) changed() (bool, error) {
+	sources, err := discover(e.opts.Dir, e.log)
+	if err != nil {
+		return false, err
+	}
+	set := e.current.Load()
+	if len(sources) != len(set.bundles) {
+		return true, nil
+	}
+	for _, src := range sources {
+		b, ok := set.bundles[src.name]
+		if !ok {
+			return true, nil
+		}
+		fp, err := src.fingerprint()
+		if err != nil || fp != b.fingerprint {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Bundles describes every loaded bundle, sorted by name, including those
+// that failed to load (Error set).
+func (e *Evaluator) Bundles() []BundleInfo {
+	set := e.current.Load()
+	out := make([]BundleInfo, 0, len(set.names))
+	for _, name := range set.names {
+		out = append(out, set.bundles[name].info.clone())
+	}
+	return out
+}
+
+// Bundle describes one bundle.
+func (e *Evaluator) Bundle(name string) (BundleInfo, bool) {
+	b, ok := e.current.Load().bundles[name]
+	if !ok {
+		return BundleInfo{}, false
+	}
+	return b.info.clone(), true
+}
+
+// Evaluate decides one request under the named bundle. The decision is
+// always usable: every failure is a deny with a violation explaining it.
+// The error is non-nil (wrapping ErrPolicyFailure) only when the deny comes
+// from a failure rather than from the bundle's rules; an unknown bundle is
+// a plain deny. input.Bundle is set to bundle.
+func (e *Evaluator) Evaluate(ctx context.Context, bundle string, input Input) (api.Decision, error) {
+	d := api.Decision{Bundle: bundle, DecisionID: newDecisionID(), Violations: []api.Violation{}}
+	set := e.current.Load()
+	b, ok := set.bundles[bundle]
+	if !ok {
+		d.Violations = append(d.Violations, api.Violation{
+			Rule:       RuleBundleUnknown,
+			Message:    fmt.Sprintf("bundle %q is not loaded on this gateway; loaded bundles: %s", bundle, fmtList(set.names)),
+			ControlIDs: []string{"AC-3"},
+		})
+		return d, nil
+	}
+	d.Revision = b.info.Revision
+	if b.query == nil {
+		d.Violations = append(d.Violations, policyError("bundle %s failed to load and denies every request: %s", bundle, b.info.Error))
+		return d, fmt.Errorf("%w: bundle %s: %s", ErrPolicyFailure, bundle, b.info.Error)
+	}
+	input.Bundle = bundle
+	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
+	defer cancel()
+	allow, violations, err := b.eval(ctx, input)
+	if err != nil {
+		d.Violations = append(d.Violations, policyError("bundle %s could not evaluate the request: %v", bundle, err))
+		return d, fmt.Errorf("%w: bundle %s: %w", ErrPolicyFailure, bundle, err)
+	}
+	d.Violations = violations
+	if !slices.Contains(b.info.Spec.Environments, input.Environment) && !hasRule(violations, RuleEnvironmentNotAllowed) {
+		d.Violations = append(d.Violations, api.Violation{
+			Rule:       RuleEnvironmentNotAllowed,
+			Message:    fmt.Sprintf("bundle %s allows environments %s; %q is not one of them", bundle, fmtList(b.info.Spec.Environments), input.Environment),
+			ControlIDs: []string{"AC-3", "AC-6"},
+		})
+	}
+	if !allow && len(d.Violations) == 0 {
+		d.Violations = append(d.Violations, policyError("bundle %s denied the request (allow is false) without reporting a violation", bundle))
+	}
+	d.Allow = allow && len(d.Violations) == 0
+	if hasRule(d.Violations, RulePolicyError) {
+		return d, fmt.Errorf("%w: bundle %s returned a malformed result", ErrPolicyFailure, bundle)
+	}
+	return d, nil
+}
+
+func policyError(format string, args ...any) api.Violation {
+	return api.Violation{Rule: RulePolicyError, Message: fmt.Sprintf(format, args...), ControlIDs: []string{"SC-24"}}
+}
+
+func hasRule(vs []api.Violation, rule string) bool {
+	return slices.ContainsFunc(vs, func(v api.Violation) bool { return v.Rule == rule })
+}
+
+// loadSet builds a new generation from disk, reusing prev's compiled
+// bundles whose content is unchanged.
+func (e *Evaluator) loadSet(ctx context.Context, prev *bundleSet) (*bundleSet, error) {
+	if _, err := os.Stat(e.opts.Dir); err != nil {
+		return nil, fmt.Errorf("policy: bundle directory: %w", err)
+	}
+	sources, err := discover(e.opts.Dir, e.log)
+	if err != nil {
+		return nil, err
+	}
+	set := &bundleSet{bundles: make(map[string]*compiledBundle, len(sources))}
+	for _, src := range sources {
+		fp, fpErr := src.fingerprint()
+		if fpErr == nil && prev != nil {
+			if old, ok := prev.bundles[src.name]; ok && old.fingerprint == fp && old.source == src.path {
+				set.bundles[src.name] = old
+				continue
+			}
+		}
+		var b *compiledBundle
+		if fpErr != nil {
+			b = failedBundle(src, "", fpErr)
+		} else {
+			b = e.compile(ctx, src)
+			b.fingerprint = fp
+		}
+		if b.info.Error != "" {
+			e.log.Error("policy bundle failed to load; it denies every request until fixed", "bundle", src.name, "source", src.path, "error", b.info.Error)
+		} else {
+			e.log.Info("policy bundle loaded", "bundle", src.name, "revision", b.info.Revision, "signed", b.info.Signed, "source", src.path)
+		}
+		set.bundles[src.name] = b
+	}
+	set.names = slices.Sorted(maps.Keys(set.bundles))
+	return set, nil
+}
+
+func fmtList(xs []string) string {
+	out := "["
+	for i, x := range xs {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out + "]"
+}
+
+// newDecisionID returns a random UUID (version 4).
+func newDecisionID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

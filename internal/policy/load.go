@@ -1,0 +1,386 @@
+package policy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+)
+
+// The query every bundle answers; one prepared query per bundle.
+const decisionQuery = "allow := data.sas.policy.allow; violations := data.sas.policy.violations"
+
+var (
+	allowRef      = ast.MustParseRef("data.sas.policy.allow")
+	violationsRef = ast.MustParseRef("data.sas.policy.violations")
+	bundleNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+)
+
+// Builtins a bundle may not call: they reach the network or the gateway
+// process (opa.runtime exposes its environment, which may hold Vault
+// credentials). A bundle that uses one fails to compile, hence denies.
+var forbiddenBuiltins = map[string]bool{
+	"http.send":          true,
+	"net.lookup_ip_addr": true,
+	"opa.runtime":        true,
+	"trace":              true,
+}
+
+// capabilities is this OPA version's builtins minus forbiddenBuiltins; the
+// gateway and the Rego test runner compile with the same set.
+var capabilities = func() *ast.Capabilities {
+	c := ast.CapabilitiesForThisVersion()
+	c.Builtins = slices.DeleteFunc(c.Builtins, func(b *ast.Builtin) bool { return forbiddenBuiltins[b.Name] })
+	c.AllowNet = []string{}
+	return c
+}()
+
+// source is one bundle on disk: a directory or a .tar.gz.
+type source struct {
+	name    string
+	path    string
+	tarball bool
+	err     error // e.g. the name is defined twice
+}
+
+// discover lists the bundles in dir, sorted by name.
+func discover(dir string, log hclog.Logger) ([]source, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("policy: read bundle directory: %w", err)
+	}
+	byName := map[string]source{}
+	for _, ent := range entries {
+		fname := ent.Name()
+		if strings.HasPrefix(fname, ".") {
+			continue
+		}
+		path := filepath.Join(dir, fname)
+		info, err := os.Stat(path) // follows symlinks (e.g. mounted config)
+		if err != nil {
+			continue
+		}
+		var src source
+		switch {
+		case info.IsDir():
+			if _, err := os.Stat(filepath.Join(path, bundle.ManifestExt)); err != nil {
+				log.Warn("policy: skipping directory without .manifest (not a bundle)", "path", path)
+				continue
+			}
+			if real, err := filepath.EvalSymlinks(path); err == nil {
+				path = real // OPA's directory loader does not walk a symlinked root
+			}
+			src = source{name: fname, path: path}
+		case strings.HasSuffix(fname, ".tar.gz"):
+			src = source{name: strings.TrimSuffix(fname, ".tar.gz"), path: path, tarball: true}
+		case strings.HasSuffix(fname, ".tgz"):
+			src = source{name: strings.TrimSuffix(fname, ".tgz"), path: path, tarball: true}
+		default:
+			continue
+		}
+		if !bundleNameRE.MatchString(src.name) {
+			log.Warn("policy: skipping bundle with an invalid name (lowercase letters, digits, '_' and '-')", "path", path)
+			continue
+		}
+		if other, dup := byName[src.name]; dup {
+			src.err = fmt.Errorf("bundle %s is defined twice (%s and %s); remove one", src.name, filepath.Base(other.path), fname)
+			src.path = other.path + ", " + path
+		}
+		byName[src.name] = src
+	}
+	out := make([]source, 0, len(byName))
+	for _, s := range byName {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out, nil
+}
+
+// fingerprint hashes the bundle's content (paths and bytes), so Watch
+// notices any edit regardless of timestamps.
+func (s source) fingerprint() (string, error) {
+	if s.err != nil {
+		sum := sha256.Sum256([]byte(s.err.Error()))
+		return hex.EncodeToString(sum[:]), nil
+	}
+	h := sha256.New()
+	if s.tarball {
+		f, err := os.Open(s.path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		if _, err := io.Copy(h, f); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	err := filepath.WalkDir(s.path, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(s.path, path)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// compiledBundle is one loaded bundle: its description and, when it loaded,
+// its prepared query. query == nil means deny-all (info.Error says why).
+type compiledBundle struct {
+	info        BundleInfo
+	source      string
+	fingerprint string
+	query       *rego.PreparedEvalQuery
+}
+
+func failedBundle(src source, revision string, err error) *compiledBundle {
+	return &compiledBundle{
+		info:   BundleInfo{Name: src.name, Revision: revision, Error: err.Error(), LoadedAt: time.Now().UTC(), Data: map[string]any{}},
+		source: src.path,
+	}
+}
+
+// readBundle reads a bundle from disk with OPA's reader, verifying its
+// signature when verification is configured.
+func readBundle(src source, verify *verification, maxBytes int64) (*bundle.Bundle, error) {
+	if src.err != nil {
+		return nil, src.err
+	}
+	var loader bundle.DirectoryLoader
+	if src.tarball {
+		f, err := os.Open(src.path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		loader = bundle.NewTarballLoaderWithBaseURL(f, src.path)
+	} else {
+		loader = bundle.NewDirectoryLoader(src.path)
+	}
+	loader = loader.WithSizeLimitBytes(maxBytes)
+	r := bundle.NewCustomReader(loader).
+		WithRegoVersion(ast.RegoV1).
+		WithSizeLimitBytes(maxBytes).
+		WithBundleName(src.name).
+		WithCapabilities(capabilities)
+	if verify != nil {
+		r = r.WithBundleVerificationConfig(verify.config())
+	} else {
+		r = r.WithSkipBundleVerification(true)
+	}
+	b, err := r.Read()
+	if err != nil {
+		return nil, err
+	}
+	if verify != nil && len(b.Signatures.Signatures) == 0 {
+		// OPA's reader already refuses this; keep the invariant local.
+		return nil, errors.New("bundle is not signed and verification keys are configured")
+	}
+	return &b, nil
+}
+
+// checkLayout enforces the sas conventions on a read bundle.
+func checkLayout(b *bundle.Bundle) error {
+	m := b.Manifest
+	if m.Revision == "" {
+		return errors.New(".manifest: revision is required")
+	}
+	if m.Roots == nil || !slices.Equal(*m.Roots, []string{"sas"}) {
+		return fmt.Errorf(`.manifest: roots must be ["sas"], got %v`, rootsOf(m))
+	}
+	for _, mf := range b.Modules {
+		if !mf.Parsed.Package.Path.HasPrefix(ast.MustParseRef("data.sas")) {
+			return fmt.Errorf("%s: package %s is outside the bundle root sas", strings.TrimPrefix(mf.Path, "/"), mf.Parsed.Package.Path)
+		}
+	}
+	for k := range b.Data {
+		if k != "sas" {
+			return fmt.Errorf("data.json: top-level key %q is outside the bundle root sas", k)
+		}
+	}
+	return nil
+}
+
+func rootsOf(m bundle.Manifest) any {
+	if m.Roots == nil {
+		return "(none)"
+	}
+	return *m.Roots
+}
+
+func isTestModule(path string) bool { return strings.HasSuffix(path, "_test.rego") }
+
+// newCompiler returns the compiler configuration shared by the gateway and
+// the Rego test runner.
+func newCompiler() *ast.Compiler {
+	return ast.NewCompiler().
+		WithCapabilities(capabilities).
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithEnablePrintStatements(false)
+}
+
+// compile turns a source into a compiledBundle; any failure yields a
+// deny-all entry.
+func (e *Evaluator) compile(ctx context.Context, src source) *compiledBundle {
+	b, err := readBundle(src, e.verify, e.opts.MaxBundleBytes)
+	if err != nil {
+		return failedBundle(src, "", fmt.Errorf("read: %w", err))
+	}
+	revision := b.Manifest.Revision
+	if err := checkLayout(b); err != nil {
+		return failedBundle(src, revision, err)
+	}
+	spec, data, err := parseSpec(b.Data)
+	if err != nil {
+		return failedBundle(src, revision, err)
+	}
+	modules := map[string]*ast.Module{}
+	for _, mf := range b.Modules {
+		if !isTestModule(mf.Path) {
+			modules[mf.Path] = mf.Parsed
+		}
+	}
+	c := newCompiler()
+	if c.Compile(modules); c.Failed() {
+		return failedBundle(src, revision, fmt.Errorf("compile: %w", c.Errors))
+	}
+	for _, ref := range []ast.Ref{allowRef, violationsRef} {
+		if len(c.GetRulesExact(ref)) == 0 {
+			return failedBundle(src, revision, fmt.Errorf("package sas.policy defines no rule %s", string(ref[len(ref)-1].Value.(ast.String))))
+		}
+	}
+	// The store is never written after load; keeping it as AST values saves
+	// converting data.sas.bundle on every evaluation.
+	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
+	pq, err := rego.New(
+		rego.Query(decisionQuery),
+		rego.Compiler(c),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return failedBundle(src, revision, fmt.Errorf("prepare: %w", err))
+	}
+	return &compiledBundle{
+		info: BundleInfo{
+			Name:        src.name,
+			Revision:    revision,
+			Description: spec.Description,
+			Signed:      len(b.Signatures.Signatures) > 0,
+			LoadedAt:    time.Now().UTC(),
+			Data:        data,
+			Spec:        spec,
+		},
+		source: src.path,
+		query:  &pq,
+	}
+}
+
+// eval runs the prepared query and checks the shape of the result.
+func (b *compiledBundle) eval(ctx context.Context, in Input) (bool, []api.Violation, error) {
+	value, err := inputValue(in)
+	if err != nil {
+		return false, nil, fmt.Errorf("input: %w", err)
+	}
+	rs, err := b.query.Eval(ctx, rego.EvalParsedInput(value))
+	if err != nil {
+		return false, nil, err
+	}
+	if len(rs) != 1 {
+		return false, nil, fmt.Errorf("data.sas.policy.allow or data.sas.policy.violations is undefined for this input (%d results)", len(rs))
+	}
+	allow, ok := rs[0].Bindings["allow"].(bool)
+	if !ok {
+		return false, nil, fmt.Errorf("data.sas.policy.allow is %T, not a boolean", rs[0].Bindings["allow"])
+	}
+	vs, err := parseViolations(b.info.Name, rs[0].Bindings["violations"])
+	if err != nil {
+		return false, nil, err
+	}
+	return allow, vs, nil
+}
+
+// inputValue converts an Input to an AST value without reflection on the
+// envelope; the request body goes through JSON when it is not a plain map.
+func inputValue(in Input) (ast.Value, error) {
+	req := in.Request
+	switch r := req.(type) {
+	case nil:
+		req = map[string]any{}
+	case map[string]any:
+	case json.RawMessage:
+		var m any
+		if err := json.Unmarshal(r, &m); err != nil {
+			return nil, err
+		}
+		req = m
+	default:
+		raw, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		var m any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		req = m
+	}
+	reqValue, err := ast.InterfaceToValue(req)
+	if err != nil {
+		return nil, err
+	}
+	caller := ast.NewObject(
+		ast.Item(ast.StringTerm("owner"), ast.StringTerm(in.Caller.Owner)),
+		ast.Item(ast.StringTerm("entity_id"), ast.StringTerm(in.Caller.EntityID)),
+		ast.Item(ast.StringTerm("bundles"), stringsTerm(in.Caller.Bundles)),
+		ast.Item(ast.StringTerm("policies"), stringsTerm(in.Caller.Policies)),
+	)
+	return ast.NewObject(
+		ast.Item(ast.StringTerm("bundle"), ast.StringTerm(in.Bundle)),
+		ast.Item(ast.StringTerm("environment"), ast.StringTerm(in.Environment)),
+		ast.Item(ast.StringTerm("kind"), ast.StringTerm(in.Kind)),
+		ast.Item(ast.StringTerm("action"), ast.StringTerm(in.Action)),
+		ast.Item(ast.StringTerm("caller"), ast.NewTerm(caller)),
+		ast.Item(ast.StringTerm("request"), ast.NewTerm(reqValue)),
+	), nil
+}
+
+func stringsTerm(xs []string) *ast.Term {
+	terms := make([]*ast.Term, len(xs))
+	for i, x := range xs {
+		terms[i] = ast.StringTerm(x)
+	}
+	return ast.ArrayTerm(terms...)
+}

@@ -1,0 +1,329 @@
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+)
+
+// BundleInfo describes a loaded bundle. It is a copy: changing it does not
+// change the evaluator.
+type BundleInfo struct {
+	Name        string    `json:"name"`
+	Revision    string    `json:"revision"`
+	Description string    `json:"description"`
+	Signed      bool      `json:"signed"`
+	LoadedAt    time.Time `json:"loaded_at"`
+	// Error is set when the bundle failed to load; it then denies every
+	// request and Data/Spec are empty.
+	Error string `json:"error,omitempty"`
+	// Data is data.sas.bundle exactly as the bundle declares it (JSON
+	// numbers are float64), for GET /v1/bundles/{name}.
+	Data map[string]any `json:"data"`
+	// Spec is Data decoded into the fields the evaluator and the gateway use.
+	Spec BundleSpec `json:"-"`
+}
+
+// BundleSpec is the typed form of data.sas.bundle: what a bundle allows.
+// Bundles may carry more fields (they stay in BundleInfo.Data); these are
+// validated at load, and a bundle whose declaration is invalid denies
+// everything.
+//
+//	{"sas": {"bundle": {
+//	  "description": "FedRAMP sandbox default: ...",
+//	  "environments": ["sbx"],
+//	  "actions": {"sbx": {"ip_reservation": ["create", "read", "update", "delete"], ...}},
+//	  "networks": {"sbx-app": {"cidr": "10.10.0.0/24", "environments": ["sbx"], "description": "..."}},
+//	  "dns_zones": {"sbx.example.internal": {"environments": ["sbx"], "description": "..."}},
+//	  "dns_views": ["default"],
+//	  "blueprint_levels": ["sandbox"],
+//	  "blueprints": {"linux-vm-sandbox": {"level": "sandbox", "description": "..."}},
+//	  "modules": {"storage/object-bucket": {"versions": ["2.0.1"], "description": "..."}},
+//	  "limits": {"max_vcpus": 2, "max_memory_gib": 4, "max_disk_gib": 50, "max_aliases": 2},
+//	  "requires_change_ticket": false,
+//	  "change_ticket_pattern": "^CHG[0-9]{7}$",
+//	  "require_module_version": false
+//	}}}
+type BundleSpec struct {
+	Description string `json:"description"`
+	// Environments the bundle may be used in.
+	Environments []string `json:"environments"`
+	// Actions maps environment → kind → allowed actions.
+	Actions map[string]map[string][]string `json:"actions"`
+	// Networks maps a network name to its CIDR and the environments it serves.
+	Networks map[string]Network `json:"networks"`
+	// DNSZones maps a zone to the environments it serves.
+	DNSZones map[string]DNSZone `json:"dns_zones"`
+	DNSViews []string           `json:"dns_views"`
+	// BlueprintLevels are the levels of blueprint the bundle allows
+	// ("sandbox", "dev", "prod"); every entry of Blueprints has one of them.
+	BlueprintLevels []string             `json:"blueprint_levels"`
+	Blueprints      map[string]Blueprint `json:"blueprints"`
+	Modules         map[string]Module    `json:"modules"`
+	Limits          Limits               `json:"limits"`
+	// RequiresChangeTicket: create, update and delete need a change_ticket
+	// matching ChangeTicketPattern.
+	RequiresChangeTicket bool   `json:"requires_change_ticket"`
+	ChangeTicketPattern  string `json:"change_ticket_pattern"`
+	// RequireModuleVersion: module runs must pin one of the module's versions.
+	RequireModuleVersion bool `json:"require_module_version"`
+}
+
+// Network is a network a bundle allows.
+type Network struct {
+	CIDR         string   `json:"cidr"`
+	Environments []string `json:"environments"`
+	Description  string   `json:"description,omitempty"`
+}
+
+// DNSZone is a DNS zone a bundle allows.
+type DNSZone struct {
+	Environments []string `json:"environments"`
+	Description  string   `json:"description,omitempty"`
+}
+
+// Blueprint is a Calm blueprint a bundle allows.
+type Blueprint struct {
+	Level       string `json:"level"`
+	Description string `json:"description,omitempty"`
+}
+
+// Module is a catalog module a bundle allows, at these versions.
+type Module struct {
+	Versions    []string `json:"versions"`
+	Description string   `json:"description,omitempty"`
+}
+
+// Limits cap what one request may ask for.
+type Limits struct {
+	MaxVCPUs     int `json:"max_vcpus"`
+	MaxMemoryGiB int `json:"max_memory_gib"`
+	MaxDiskGiB   int `json:"max_disk_gib"`
+	MaxAliases   int `json:"max_aliases"`
+}
+
+// AllowsEnvironment reports whether the bundle may be used in env.
+func (s BundleSpec) AllowsEnvironment(env string) bool { return slices.Contains(s.Environments, env) }
+
+// AllowedActions returns the actions the bundle allows on kind in env.
+func (s BundleSpec) AllowedActions(env, kind string) []string { return s.Actions[env][kind] }
+
+// NetworksIn returns the names of the networks usable in env, sorted.
+func (s BundleSpec) NetworksIn(env string) []string {
+	var out []string
+	for name, n := range s.Networks {
+		if slices.Contains(n.Environments, env) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ZonesIn returns the DNS zones usable in env, sorted.
+func (s BundleSpec) ZonesIn(env string) []string {
+	var out []string
+	for name, z := range s.DNSZones {
+		if slices.Contains(z.Environments, env) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+var (
+	blueprintLevels = []string{"sandbox", "dev", "prod"}
+	reZone          = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	reCatalogName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_/-]{0,127}$`)
+	reSemver        = regexp.MustCompile(`^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]{1,32})?$`)
+)
+
+// parseSpec extracts and validates data.sas.bundle. It returns the typed
+// spec and the raw object (normalised through encoding/json).
+func parseSpec(data map[string]any) (BundleSpec, map[string]any, error) {
+	var spec BundleSpec
+	sas, _ := data["sas"].(map[string]any)
+	rawBundle, ok := sas["bundle"].(map[string]any)
+	if !ok {
+		return spec, nil, errors.New("data.json: sas.bundle is missing or not an object")
+	}
+	raw, err := json.Marshal(rawBundle)
+	if err != nil {
+		return spec, nil, fmt.Errorf("data.json: sas.bundle: %w", err)
+	}
+	var plain map[string]any
+	if err := json.Unmarshal(raw, &plain); err != nil {
+		return spec, nil, fmt.Errorf("data.json: sas.bundle: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&spec); err != nil {
+		return spec, nil, fmt.Errorf("data.json: sas.bundle: %w", err)
+	}
+	for _, key := range []string{"environments", "actions", "networks", "dns_zones", "dns_views", "blueprint_levels", "blueprints", "modules", "limits", "requires_change_ticket"} {
+		if _, ok := plain[key]; !ok {
+			return spec, nil, fmt.Errorf("data.json: sas.bundle.%s is required", key)
+		}
+	}
+	if err := spec.validate(); err != nil {
+		return spec, nil, fmt.Errorf("data.json: sas.bundle.%w", err)
+	}
+	return spec, plain, nil
+}
+
+func (s BundleSpec) validate() error {
+	if len(s.Environments) == 0 {
+		return errors.New("environments: at least one environment is required")
+	}
+	if err := subset("environments", s.Environments, api.Environments); err != nil {
+		return err
+	}
+	for env, kinds := range s.Actions {
+		if !slices.Contains(s.Environments, env) {
+			return fmt.Errorf("actions.%s: environment is not in environments %s", env, fmtList(s.Environments))
+		}
+		for kind, actions := range kinds {
+			if !slices.Contains(api.Kinds, kind) {
+				return fmt.Errorf("actions.%s.%s: unknown kind (one of %s)", env, kind, fmtList(api.Kinds))
+			}
+			if err := subset(fmt.Sprintf("actions.%s.%s", env, kind), actions, api.Actions); err != nil {
+				return err
+			}
+		}
+	}
+	for name, n := range s.Networks {
+		p, err := netip.ParsePrefix(n.CIDR)
+		if err != nil || p.Masked() != p {
+			return fmt.Errorf("networks.%s.cidr: %q is not a network CIDR such as 10.10.0.0/24", name, n.CIDR)
+		}
+		if err := s.envSubset("networks."+name+".environments", n.Environments); err != nil {
+			return err
+		}
+	}
+	for zone, z := range s.DNSZones {
+		if !reZone.MatchString(zone) {
+			return fmt.Errorf("dns_zones: %q is not a lowercase DNS zone name", zone)
+		}
+		if err := s.envSubset("dns_zones."+zone+".environments", z.Environments); err != nil {
+			return err
+		}
+	}
+	if err := subset("blueprint_levels", s.BlueprintLevels, blueprintLevels); err != nil {
+		return err
+	}
+	for name, bp := range s.Blueprints {
+		if !slices.Contains(s.BlueprintLevels, bp.Level) {
+			return fmt.Errorf("blueprints.%s.level: %q is not in blueprint_levels %s", name, bp.Level, fmtList(s.BlueprintLevels))
+		}
+	}
+	for name, m := range s.Modules {
+		if !reCatalogName.MatchString(name) {
+			return fmt.Errorf("modules: %q is not a catalog module name", name)
+		}
+		if len(m.Versions) == 0 {
+			return fmt.Errorf("modules.%s.versions: at least one version is required", name)
+		}
+		for _, v := range m.Versions {
+			if !reSemver.MatchString(v) {
+				return fmt.Errorf("modules.%s.versions: %q is not a semantic version", name, v)
+			}
+		}
+	}
+	l := s.Limits
+	if l.MaxVCPUs <= 0 || l.MaxMemoryGiB <= 0 || l.MaxDiskGiB <= 0 || l.MaxAliases < 0 {
+		return errors.New("limits: max_vcpus, max_memory_gib and max_disk_gib must be positive, max_aliases not negative")
+	}
+	if s.RequiresChangeTicket && s.ChangeTicketPattern == "" {
+		return errors.New("change_ticket_pattern: required when requires_change_ticket is true")
+	}
+	if s.ChangeTicketPattern != "" {
+		if _, err := regexp.Compile(s.ChangeTicketPattern); err != nil {
+			return fmt.Errorf("change_ticket_pattern: %w", err)
+		}
+	}
+	return nil
+}
+
+func (s BundleSpec) envSubset(field string, envs []string) error {
+	if len(envs) == 0 {
+		return fmt.Errorf("%s: at least one environment is required", field)
+	}
+	return subset(field, envs, s.Environments)
+}
+
+func subset(field string, xs, allowed []string) error {
+	for _, x := range xs {
+		if !slices.Contains(allowed, x) {
+			return fmt.Errorf("%s: %q is not one of %s", field, x, fmtList(allowed))
+		}
+	}
+	return nil
+}
+
+// clone returns a deep copy, so callers cannot change the evaluator's view.
+func (b BundleInfo) clone() BundleInfo {
+	b.Data, _ = deepCopy(b.Data).(map[string]any)
+	if b.Data == nil {
+		b.Data = map[string]any{}
+	}
+	return b
+}
+
+func deepCopy(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(t))
+		for k, x := range t {
+			m[k] = deepCopy(x)
+		}
+		return m
+	case []any:
+		s := make([]any, len(t))
+		for i, x := range t {
+			s[i] = deepCopy(x)
+		}
+		return s
+	default:
+		return v
+	}
+}
+
+// parseViolations converts data.sas.policy.violations into api.Violations.
+// A malformed entry is still a violation (the request is denied either way)
+// and says what was wrong with it.
+func parseViolations(bundle string, v any) ([]api.Violation, error) {
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("data.sas.policy.violations is %T, not a set", v)
+	}
+	out := make([]api.Violation, 0, len(items))
+	for _, item := range items {
+		obj, ok := item.(map[string]any)
+		rule, _ := obj["rule"].(string)
+		message, _ := obj["message"].(string)
+		if !ok || rule == "" || message == "" {
+			raw, _ := json.Marshal(item)
+			out = append(out, policyError("bundle %s reported a malformed violation (needs rule and message): %s", bundle, raw))
+			continue
+		}
+		path, _ := obj["path"].(string)
+		var controls []string
+		if ids, ok := obj["control_ids"].([]any); ok {
+			for _, id := range ids {
+				if s, ok := id.(string); ok {
+					controls = append(controls, s)
+				}
+			}
+		}
+		out = append(out, api.Violation{Rule: rule, Message: message, Path: path, ControlIDs: controls})
+	}
+	return out, nil
+}

@@ -1,0 +1,158 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// migrations are applied in order, once each, on SQLite and PostgreSQL
+// alike; never edit a released one, append a new one. Each is a list of
+// statements. Write SQL both engines accept (TEXT, BIGINT, INTEGER, $n
+// placeholders, no engine-specific functions); where a type must differ
+// use a token that dialectTokens expands.
+//
+// Version 1 creates the bookkeeping table itself and is run (idempotently)
+// before anything is read.
+var migrations = [][]string{
+	1: {`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)`},
+
+	// 2: the audit chain (internal/audit). Records are keyed by seq, which
+	// the appender assigns as head.seq+1 while holding the chain-head row's
+	// lock; audit_chain_head has exactly one row (id = 1). Hashes are
+	// lowercase hex, signatures base64, times Unix nanoseconds UTC,
+	// violations and control_ids JSON arrays.
+	2: {
+		`CREATE TABLE audit_records (
+			seq                 {{INT64_PK}},
+			request_id          TEXT    NOT NULL,
+			ts_ns               BIGINT  NOT NULL,
+			owner_entity_id     TEXT    NOT NULL,
+			owner_name          TEXT    NOT NULL,
+			token_accessor_hmac TEXT    NOT NULL,
+			bundle              TEXT    NOT NULL,
+			bundle_revision     TEXT    NOT NULL,
+			environment         TEXT    NOT NULL,
+			kind                TEXT    NOT NULL,
+			action              TEXT    NOT NULL,
+			target_id           TEXT    NOT NULL,
+			decision            TEXT    NOT NULL,
+			violations          TEXT    NOT NULL,
+			decision_id         TEXT    NOT NULL,
+			outcome             TEXT    NOT NULL,
+			status_code         INTEGER NOT NULL,
+			client_ip           TEXT    NOT NULL,
+			user_agent          TEXT    NOT NULL,
+			control_ids         TEXT    NOT NULL,
+			prev_hash           TEXT    NOT NULL,
+			hash                TEXT    NOT NULL
+		)`,
+		`CREATE INDEX audit_records_request_id ON audit_records (request_id)`,
+		`CREATE INDEX audit_records_owner_entity_id ON audit_records (owner_entity_id, seq)`,
+		`CREATE INDEX audit_records_owner_name ON audit_records (owner_name, seq)`,
+		`CREATE INDEX audit_records_ts_ns ON audit_records (ts_ns)`,
+		`CREATE TABLE audit_chain_head (
+			id   INTEGER PRIMARY KEY CHECK (id = 1),
+			seq  BIGINT  NOT NULL,
+			hash TEXT    NOT NULL
+		)`,
+		`INSERT INTO audit_chain_head (id, seq, hash) VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000')`,
+		`CREATE TABLE audit_checkpoints (
+			seq       {{INT64_PK}},
+			hash      TEXT   NOT NULL,
+			ts_ns     BIGINT NOT NULL,
+			key_id    TEXT   NOT NULL,
+			signature TEXT   NOT NULL
+		)`,
+	},
+
+	// 3: provisioning operations (internal/operations). An idempotency key
+	// is unique per owner (entity id + name); NULL when none was sent.
+	3: {
+		`CREATE TABLE operations (
+			id              TEXT    PRIMARY KEY,
+			kind            TEXT    NOT NULL,
+			action          TEXT    NOT NULL,
+			target_id       TEXT    NOT NULL,
+			state           TEXT    NOT NULL,
+			attempts        INTEGER NOT NULL,
+			owner_entity_id TEXT    NOT NULL,
+			owner_name      TEXT    NOT NULL,
+			bundle          TEXT    NOT NULL,
+			environment     TEXT    NOT NULL,
+			request_id      TEXT    NOT NULL,
+			decision_id     TEXT    NOT NULL,
+			idempotency_key TEXT,
+			request_hash    TEXT    NOT NULL,
+			request_json    TEXT    NOT NULL,
+			result_json     TEXT    NOT NULL,
+			error           TEXT    NOT NULL,
+			created_ns      BIGINT  NOT NULL,
+			updated_ns      BIGINT  NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX operations_idempotency ON operations (owner_entity_id, owner_name, idempotency_key)`,
+		`CREATE INDEX operations_state ON operations (state, updated_ns)`,
+	},
+}
+
+// dialectTokens expand the few spots where the engines' SQL differs.
+var dialectTokens = map[string]map[string]string{
+	DriverSQLite: {
+		// INTEGER PRIMARY KEY aliases SQLite's rowid (64-bit), saving an index.
+		"{{INT64_PK}}": "INTEGER PRIMARY KEY",
+	},
+	DriverPostgres: {
+		"{{INT64_PK}}": "BIGINT PRIMARY KEY",
+	},
+}
+
+// SchemaVersion is the version the migrations bring a database to.
+func SchemaVersion() int { return len(migrations) - 1 }
+
+// migrationLockKey is the PostgreSQL advisory lock that serialises
+// replicas migrating the same database at once.
+const migrationLockKey = 0x5a5_a0d17
+
+func (s *Store) expand(stmt string) string {
+	for tok, v := range dialectTokens[s.Driver] {
+		stmt = strings.ReplaceAll(stmt, tok, v)
+	}
+	return stmt
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.WriteTx(ctx, func(ctx context.Context, q Querier) error {
+		if s.Driver == DriverPostgres {
+			if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockKey); err != nil {
+				return fmt.Errorf("migrate: lock: %w", err)
+			}
+		}
+		for _, stmt := range migrations[1] {
+			if _, err := q.ExecContext(ctx, s.expand(stmt)); err != nil {
+				return fmt.Errorf("migrate: %w", err)
+			}
+		}
+		applied := 0
+		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&applied); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		if applied > SchemaVersion() {
+			return fmt.Errorf("migrate: database is at schema version %d, newer than this binary's %d", applied, SchemaVersion())
+		}
+		now := time.Now().UTC().Format(time.RFC3339Nano)
+		for v := max(applied+1, 1); v <= SchemaVersion(); v++ {
+			if v > 1 {
+				for _, stmt := range migrations[v] {
+					if _, err := q.ExecContext(ctx, s.expand(stmt)); err != nil {
+						return fmt.Errorf("migrate to version %d: %w", v, err)
+					}
+				}
+			}
+			if _, err := q.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, v, now); err != nil {
+				return fmt.Errorf("migrate to version %d: %w", v, err)
+			}
+		}
+		return nil
+	})
+}

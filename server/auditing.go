@@ -1,0 +1,140 @@
+package server
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+)
+
+// auditEvent accumulates what the layers learn about a request; it becomes
+// the request's one audit record.
+type auditEvent struct {
+	mu       sync.Mutex
+	rec      audit.Record
+	recorded bool
+	err      error
+}
+
+const auditKey ctxKey = 100
+
+func auditFrom(ctx context.Context) *auditEvent {
+	ev, _ := ctx.Value(auditKey).(*auditEvent)
+	return ev
+}
+
+// note lets a layer fill in fields; it is a no-op for unaudited routes.
+func note(r *http.Request, fill func(*audit.Record)) {
+	if ev := auditFrom(r.Context()); ev != nil {
+		ev.mu.Lock()
+		fill(&ev.rec)
+		ev.mu.Unlock()
+	}
+}
+
+// withAudit gives the request an audit event and makes sure it is written
+// before the first byte of the response — or, for mutations, explicitly by
+// the handler before any side effect (commitAudit). If the write fails the
+// client gets 503 and the handler's response is discarded.
+func (g *Gateway) withAudit(rt route, next http.Handler) http.Handler {
+	if rt.unaudited {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			ip = r.RemoteAddr
+		}
+		ev := &auditEvent{rec: audit.Record{
+			RequestID: requestIDFrom(r.Context()),
+			Kind:      rt.kind,
+			Action:    rt.action,
+			Decision:  audit.DecisionRefused,
+			ClientIP:  ip,
+			UserAgent: truncate(r.UserAgent(), 256),
+		}}
+		r = r.WithContext(context.WithValue(r.Context(), auditKey, ev))
+		aw := &auditingWriter{ResponseWriter: w, g: g, r: r, ev: ev}
+		next.ServeHTTP(aw, r)
+		if !aw.wroteHeader {
+			aw.WriteHeader(http.StatusOK)
+		}
+	})
+}
+
+// commitAudit writes the request's record now, with the status the handler
+// is about to answer. Handlers with side effects call it first and stop if
+// it fails.
+func (g *Gateway) commitAudit(r *http.Request, status int, outcome string) error {
+	ev := auditFrom(r.Context())
+	if ev == nil {
+		return nil
+	}
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.recorded {
+		return ev.err
+	}
+	ev.recorded = true
+	ev.rec.StatusCode = status
+	if outcome != "" {
+		ev.rec.Outcome = outcome
+	}
+	if ev.rec.Outcome == "" {
+		ev.rec.Outcome = http.StatusText(status)
+	}
+	if _, err := g.audit.Append(r.Context(), ev.rec); err != nil {
+		g.metrics.auditFailure.Inc()
+		g.cfg.Logger.Error("audit write failed; request refused", "request_id", ev.rec.RequestID, "error", err)
+		ev.err = err
+	}
+	return ev.err
+}
+
+// auditUnavailable is the answer when the audit record could not be written.
+func auditUnavailable() api.Problem {
+	return api.Problem{Type: api.ProblemAuditFailed, Title: "Audit unavailable", Status: http.StatusServiceUnavailable,
+		Detail: "the gateway could not write the audit record for this request, so it did nothing; retry shortly"}
+}
+
+type auditingWriter struct {
+	http.ResponseWriter
+	g           *Gateway
+	r           *http.Request
+	ev          *auditEvent
+	wroteHeader bool
+	swallow     bool
+}
+
+func (a *auditingWriter) WriteHeader(code int) {
+	if a.wroteHeader {
+		return
+	}
+	a.wroteHeader = true
+	if err := a.g.commitAudit(a.r, code, ""); err != nil {
+		a.swallow = true
+		writeProblemTo(a.ResponseWriter, a.r, auditUnavailable())
+		return
+	}
+	a.ResponseWriter.WriteHeader(code)
+}
+
+func (a *auditingWriter) Write(b []byte) (int, error) {
+	if !a.wroteHeader {
+		a.WriteHeader(http.StatusOK)
+	}
+	if a.swallow {
+		return len(b), nil
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

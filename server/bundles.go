@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+)
+
+const bundleKey ctxKey = 101
+
+// boundBundle is the bundle and environment a request is made under.
+type boundBundle struct {
+	info        policy.BundleInfo
+	environment string
+}
+
+func bundleFrom(ctx context.Context) boundBundle {
+	b, _ := ctx.Value(bundleKey).(boundBundle)
+	return b
+}
+
+// withBundle is the second half of boundary ②'s entry check: the request
+// names a bundle and an environment in headers; the bundle must be one the
+// token is bound to (Vault policy sas-bundle-<name>) and one the gateway
+// has loaded. Whether the bundle allows the environment is the policy's
+// decision (and checked again after it), so that the denial carries the
+// bundle's violations and control ids.
+func (g *Gateway) withBundle(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := callerFrom(r.Context())
+		name := r.Header.Get(api.HeaderPolicyBundle)
+		env := r.Header.Get(api.HeaderEnvironment)
+		note(r, func(rec *audit.Record) { rec.Bundle, rec.Environment = truncate(name, 64), truncate(env, 16) })
+		if name == "" {
+			writeProblem(w, r, api.Problem{Type: api.ProblemBundleRequired, Title: "Policy bundle required", Status: http.StatusBadRequest,
+				Detail: fmt.Sprintf("name the policy bundle in the %s header (your token is bound to: %s)", api.HeaderPolicyBundle, listOrNone(c.Bundles))})
+			return
+		}
+		if !slices.Contains(api.Environments, env) {
+			writeProblem(w, r, api.Problem{Type: api.ProblemInvalidRequest, Title: "Invalid request", Status: http.StatusUnprocessableEntity,
+				Detail:        fmt.Sprintf("the %s header must be one of %s", api.HeaderEnvironment, strings.Join(api.Environments, ", ")),
+				InvalidParams: []api.FieldError{{Path: "header:" + api.HeaderEnvironment, Message: fmt.Sprintf("%q is not one of %s", truncate(env, 32), strings.Join(api.Environments, ", "))}}})
+			return
+		}
+		if !c.MayUseBundle(name) {
+			writeProblem(w, r, api.Problem{Type: api.ProblemBundleNotBound, Title: "Bundle not bound to this token", Status: http.StatusForbidden,
+				Detail: fmt.Sprintf("your token does not carry Vault policy sas-bundle-%s, so it may not use bundle %q; it is bound to: %s",
+					truncate(name, 64), truncate(name, 64), listOrNone(c.Bundles))})
+			return
+		}
+		info, ok := g.policy.Bundle(name)
+		if !ok {
+			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Bundle not loaded", Status: http.StatusNotFound,
+				Detail: fmt.Sprintf("this gateway has no policy bundle %q; ask its operators to install it", name)})
+			return
+		}
+		note(r, func(rec *audit.Record) { rec.BundleRevision = info.Revision })
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bundleKey, boundBundle{info: info, environment: env})))
+	})
+}
+
+func listOrNone(xs []string) string {
+	if len(xs) == 0 {
+		return "no bundles"
+	}
+	return strings.Join(xs, ", ")
+}
+
+func summary(b policy.BundleInfo) api.BundleSummary {
+	return api.BundleSummary{Name: b.Name, Revision: b.Revision, Description: b.Description, Signed: b.Signed, LoadedAt: b.LoadedAt, Error: b.Error}
+}
+
+// listBundles shows the loaded bundles this caller's token is bound to.
+func (g *Gateway) listBundles(w http.ResponseWriter, r *http.Request) {
+	c := callerFrom(r.Context())
+	out := []api.BundleSummary{}
+	for _, b := range g.policy.Bundles() {
+		if c.MayUseBundle(b.Name) {
+			out = append(out, summary(b))
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (g *Gateway) getBundle(w http.ResponseWriter, r *http.Request) {
+	name := muxVar(r, "name")
+	c := callerFrom(r.Context())
+	note(r, func(rec *audit.Record) { rec.TargetID = truncate(name, 64) })
+	if !c.MayUseBundle(name) {
+		writeProblem(w, r, api.Problem{Type: api.ProblemBundleNotBound, Title: "Bundle not bound to this token", Status: http.StatusForbidden,
+			Detail: fmt.Sprintf("your token does not carry Vault policy sas-bundle-%s; it is bound to: %s", truncate(name, 64), listOrNone(c.Bundles))})
+		return
+	}
+	b, ok := g.policy.Bundle(name)
+	if !ok {
+		writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Bundle not loaded", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("this gateway has no policy bundle %q", name)})
+		return
+	}
+	note(r, func(rec *audit.Record) { rec.Bundle, rec.BundleRevision = b.Name, b.Revision })
+	writeJSON(w, http.StatusOK, api.BundleDetail{BundleSummary: summary(b), Data: b.Data})
+}
+
+// catalog derives what may be provisioned here from the bundle's declaration.
+func (g *Gateway) catalog(w http.ResponseWriter, r *http.Request) {
+	bb := bundleFrom(r.Context())
+	writeJSON(w, http.StatusOK, catalogFor(bb.info, bb.environment))
+}
+
+func catalogFor(b policy.BundleInfo, env string) api.Catalog {
+	s := b.Spec
+	c := api.Catalog{Bundle: b.Name, Revision: b.Revision, Environment: env, Actions: map[string][]string{},
+		Networks: []api.CatalogNetwork{}, DNSZones: []string{}, Blueprints: []api.CatalogEntry{}, Modules: []api.CatalogModule{},
+		Limits:               map[string]int{"max_vcpus": s.Limits.MaxVCPUs, "max_memory_gib": s.Limits.MaxMemoryGiB, "max_disk_gib": s.Limits.MaxDiskGiB, "max_aliases": s.Limits.MaxAliases},
+		ChangeTicketRequired: s.RequiresChangeTicket}
+	if !s.AllowsEnvironment(env) {
+		return c // nothing may be provisioned here under this bundle
+	}
+	for _, kind := range api.Kinds {
+		if acts := s.AllowedActions(env, kind); len(acts) > 0 {
+			c.Actions[kind] = acts
+		}
+	}
+	for _, n := range s.NetworksIn(env) {
+		c.Networks = append(c.Networks, api.CatalogNetwork{Name: n, CIDR: s.Networks[n].CIDR, Description: s.Networks[n].Description})
+	}
+	c.DNSZones = append(c.DNSZones, s.ZonesIn(env)...)
+	for _, name := range sortedKeys(s.Blueprints) {
+		bp := s.Blueprints[name]
+		c.Blueprints = append(c.Blueprints, api.CatalogEntry{Name: name, Level: bp.Level, Description: bp.Description})
+	}
+	for _, name := range sortedKeys(s.Modules) {
+		m := s.Modules[name]
+		c.Modules = append(c.Modules, api.CatalogModule{Name: name, Versions: m.Versions, Description: m.Description})
+	}
+	return c
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,270 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+)
+
+func muxVar(r *http.Request, name string) string { return mux.Vars(r)[name] }
+
+// evaluation is a request that passed the schema and was put to the policy.
+type evaluation struct {
+	request  api.Validator
+	decision api.Decision
+}
+
+// evaluate is boundary ②'s decision for one request: strict decoding,
+// catalog names, then the bound bundle's policy. It records the decision
+// on the request's audit event. A policy failure is a denial, never an allow.
+func (g *Gateway) evaluate(r *http.Request, kind, action, targetID string, body []byte, prefix string) (evaluation, error) {
+	var ev evaluation
+	if action == api.ActionDelete && len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte(`{}`) // the body of a delete is optional
+	}
+	if action != api.ActionRead {
+		req, err := api.DecodeKind(kind, action, body, prefix)
+		if err != nil {
+			return ev, err
+		}
+		if err := g.checkCatalog(req, prefix); err != nil {
+			return ev, err
+		}
+		ev.request = req
+	}
+	var doc map[string]any
+	if ev.request != nil {
+		var err error
+		if doc, err = api.AsMap(ev.request); err != nil {
+			return ev, err
+		}
+	}
+	if targetID != "" {
+		if doc == nil {
+			doc = map[string]any{}
+		}
+		doc["id"] = targetID
+	}
+	c := callerFrom(r.Context())
+	bb := bundleFrom(r.Context())
+	d, err := g.policy.Evaluate(r.Context(), bb.info.Name, policy.Input{
+		Environment: bb.environment, Kind: kind, Action: action, Request: doc,
+		Caller: policy.Caller{Owner: c.Owner, EntityID: c.EntityID, Bundles: c.Bundles, Policies: c.Policies},
+	})
+	if err != nil {
+		g.cfg.Logger.Error("policy evaluation failed; denying", "request_id", requestIDFrom(r.Context()), "error", err)
+		d.Allow = false
+	}
+	ev.decision = d
+	g.metrics.decisions.WithLabelValues(d.Bundle, boolLabel(d.Allow)).Inc()
+	note(r, func(rec *audit.Record) {
+		rec.Kind, rec.Action, rec.TargetID = kind, action, targetID
+		rec.BundleRevision, rec.DecisionID, rec.Violations = d.Revision, d.DecisionID, d.Violations
+		rec.Decision = audit.DecisionDeny
+		if d.Allow {
+			rec.Decision = audit.DecisionAllow
+		}
+		if err != nil {
+			rec.Decision = audit.DecisionError
+		}
+		rec.ControlIDs = controlIDs(d.Violations)
+	})
+	return ev, nil
+}
+
+// checkCatalog refuses blueprint and module names no loaded bundle knows:
+// those are guesses (the AI-hallucination threat), not policy questions.
+func (g *Gateway) checkCatalog(req api.Validator, prefix string) error {
+	known := func(pick func(policy.BundleSpec) []string) []string {
+		var names []string
+		for _, b := range g.policy.Bundles() {
+			names = append(names, pick(b.Spec)...)
+		}
+		slices.Sort(names)
+		return slices.Compact(names)
+	}
+	switch v := req.(type) {
+	case *api.CalmAppRequest:
+		names := known(func(s policy.BundleSpec) []string { return sortedKeys(s.Blueprints) })
+		if !slices.Contains(names, v.Blueprint) {
+			return api.Invalid(prefix+"/blueprint", "%q is not a blueprint in any catalog; known: %s", truncate(v.Blueprint, 64), strings.Join(names, ", "))
+		}
+	case *api.ModuleRunRequest:
+		names := known(func(s policy.BundleSpec) []string { return sortedKeys(s.Modules) })
+		if !slices.Contains(names, v.Module) {
+			return api.Invalid(prefix+"/module", "%q is not a module in any catalog; known: %s", truncate(v.Module, 64), strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+func controlIDs(vs []api.Violation) []string {
+	var ids []string
+	for _, v := range vs {
+		ids = append(ids, v.ControlIDs...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+func denied(d api.Decision) api.Problem {
+	msgs := make([]string, 0, len(d.Violations))
+	for _, v := range d.Violations {
+		msgs = append(msgs, v.Message)
+	}
+	return api.Problem{Type: api.ProblemPolicyDenied, Title: "Denied by policy bundle " + d.Bundle, Status: http.StatusForbidden,
+		Detail: strings.Join(msgs, "; "), Violations: d.Violations, DecisionID: d.DecisionID, Bundle: d.Bundle, BundleRevision: d.Revision}
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, api.Invalid("", "the body could not be read: %v", err)
+	}
+	return b, nil
+}
+
+// decide is POST /v1/decisions: the same evaluation a mutation gets, with
+// no side effect. A denial is a successful answer (200, allow=false).
+func (g *Gateway) decide(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(r)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var dr api.DecisionRequest
+	if err := api.DecodeStrict(body, &dr); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	if err := dr.Validate(); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var inner []byte
+	if dr.Request != nil {
+		if inner, err = json.Marshal(dr.Request); err != nil {
+			writeError(w, r, err)
+			return
+		}
+	}
+	ev, err := g.evaluate(r, dr.Kind, dr.Action, dr.TargetID, inner, "/request")
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	note(r, func(rec *audit.Record) { rec.Outcome = "dry-run" })
+	writeJSON(w, http.StatusOK, ev.decision)
+}
+
+// mutate handles create, update and delete of a kind: evaluate, audit,
+// then (and only then) record the operation for the orchestrator.
+func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		targetID := muxVar(r, "id")
+		key := r.Header.Get(api.HeaderIdempotencyKey)
+		if len(key) > 128 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
+			writeError(w, r, api.Invalid("header:"+api.HeaderIdempotencyKey, "at most 128 printable ASCII characters without spaces"))
+			return
+		}
+		body, err := readBody(r)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if targetID != "" && !g.targetExists(r, kind, targetID) {
+			note(r, func(rec *audit.Record) { rec.TargetID = truncate(targetID, 64) })
+			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+				Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(targetID, 64))})
+			return
+		}
+		ev, err := g.evaluate(r, kind, action, targetID, body, "")
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if !ev.decision.Allow {
+			writeProblem(w, r, denied(ev.decision))
+			return
+		}
+		c, bb := callerFrom(r.Context()), bundleFrom(r.Context())
+		canonical, err := json.Marshal(ev.request)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		n := operations.New{Kind: kind, Action: action, TargetID: targetID, OwnerEntityID: c.EntityID, Owner: c.Owner,
+			Bundle: bb.info.Name, Environment: bb.environment, RequestID: requestIDFrom(r.Context()),
+			DecisionID: ev.decision.DecisionID, IdempotencyKey: key, Request: canonical}
+		// A replayed key answers from the book before anything is audited as new.
+		if prior, err := g.ops.Replay(r.Context(), n); err != nil {
+			writeError(w, r, err)
+			return
+		} else if prior != nil {
+			note(r, func(rec *audit.Record) { rec.Outcome, rec.TargetID = "idempotent replay of "+prior.ID, prior.ID })
+			writeJSON(w, http.StatusAccepted, prior)
+			return
+		}
+		// Boundary ⑤ before ③: the record is durable before the operation exists.
+		if err := g.commitAudit(r, http.StatusAccepted, "accepted"); err != nil {
+			writeProblemTo(w, r, auditUnavailable())
+			return
+		}
+		op, _, err := g.ops.Create(r.Context(), n)
+		if err != nil {
+			g.cfg.Logger.Error("operation not stored after an allow was audited", "request_id", n.RequestID, "error", err)
+			writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Location", "/v1/operations/"+op.ID)
+		writeJSON(w, http.StatusAccepted, op)
+	}
+}
+
+// targetExists reports whether the caller owns a resource of kind with id.
+// Resources come into being when the orchestrator completes a create.
+func (g *Gateway) targetExists(r *http.Request, kind, id string) bool {
+	return false
+}
+
+func (g *Gateway) listResources(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, []any{})
+	}
+}
+
+func (g *Gateway) getResource(kind string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := muxVar(r, "id")
+		note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
+		writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(id, 64))})
+	}
+}
+
+func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
+	c := callerFrom(r.Context())
+	id := muxVar(r, "id")
+	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
+	op, err := g.ops.Get(r.Context(), id, c.EntityID, c.Owner)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, op)
+}
