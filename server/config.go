@@ -49,6 +49,9 @@ type Config struct {
 	VaultSecretIDFile string
 	// MaxCallerTTL refuses caller tokens with more remaining TTL than this.
 	MaxCallerTTL time.Duration
+	// TokenCacheTTL, when set (≤ 5s), reuses a positive token lookup for that
+	// long; see verifyCaller for the trade-off. Default 0: every request asks Vault.
+	TokenCacheTTL time.Duration
 
 	// DataDir holds the embedded database (and dev keys).
 	DataDir string
@@ -123,6 +126,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxCallerTTL < 0 {
 		errs = append(errs, fmt.Errorf("max caller TTL %s must be positive", c.MaxCallerTTL))
+	}
+	if c.TokenCacheTTL < 0 || c.TokenCacheTTL > MaxTokenCacheTTL {
+		errs = append(errs, fmt.Errorf("token cache TTL %s must be between 0 and %s", c.TokenCacheTTL, MaxTokenCacheTTL))
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20

@@ -36,10 +36,11 @@ type listenBlock struct {
 }
 
 type vaultBlock struct {
-	Address      string         `hcl:"address"`
-	CACertFile   string         `hcl:"ca_cert_file,optional"`
-	MaxCallerTTL hcl.Expression `hcl:"max_caller_ttl,optional"`
-	AppRole      *appRoleBlock  `hcl:"approle,block"`
+	Address       string         `hcl:"address"`
+	CACertFile    string         `hcl:"ca_cert_file,optional"`
+	MaxCallerTTL  hcl.Expression `hcl:"max_caller_ttl,optional"`
+	TokenCacheTTL hcl.Expression `hcl:"token_cache_ttl,optional"`
+	AppRole       *appRoleBlock  `hcl:"approle,block"`
 }
 
 type appRoleBlock struct {
@@ -133,6 +134,7 @@ func (fc *fileConfig) apply(c *Config) error {
 	if v := fc.Vault; v != nil {
 		c.VaultAddr, c.VaultCACertFile = v.Address, v.CACertFile
 		diags = append(diags, duration(v.MaxCallerTTL, &c.MaxCallerTTL)...)
+		diags = append(diags, duration(v.TokenCacheTTL, &c.TokenCacheTTL)...)
 		if v.AppRole != nil {
 			c.VaultLogin.Mount, c.VaultLogin.RoleID, c.VaultSecretIDFile = v.AppRole.Mount, v.AppRole.RoleID, v.AppRole.SecretIDFile
 		}

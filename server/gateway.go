@@ -30,6 +30,8 @@ type Gateway struct {
 	ops     *operations.Book
 	limiter *callerLimiter
 	metrics *gatewayMetrics
+
+	tokenCache *tokenCache
 }
 
 // New logs in to Vault, opens the store and the audit chain and loads the
@@ -104,7 +106,8 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		return nil, err
 	}
 
-	g = &Gateway{cfg: cfg, vault: sess, store: st, audit: chain, policy: eval, ops: operations.NewBook(st), metrics: newGatewayMetrics()}
+	g = &Gateway{cfg: cfg, vault: sess, store: st, audit: chain, policy: eval, ops: operations.NewBook(st), metrics: newGatewayMetrics(),
+		tokenCache: newTokenCache(cfg.TokenCacheTTL)}
 	if cfg.RateLimit > 0 {
 		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

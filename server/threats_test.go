@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
 // One test per threat vector of the seed threat model, each against the
@@ -388,6 +390,36 @@ func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 		method, path, _ := strings.Cut(want, " ")
 		if _, ok := doc.Paths[path][method]; !ok {
 			t.Errorf("OpenAPI lacks %s", want)
+		}
+	}
+}
+
+// With the optional token cache on, a revoked token works at most for the
+// cache window; the default (no cache) is covered by TestRevokedTokenRefusedOnNextCall.
+func TestTokenCacheBoundsRevocationDelay(t *testing.T) {
+	gw := env.StartGateway(t, func(c *server.Config) { c.TokenCacheTTL = time.Second })
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "cached", Bundles: []string{sbx}})
+	if a := do(t, gw, call{method: "GET", path: "/v1/identity", token: tok}); a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	if err := env.Admin().Auth().Token().RevokeTree(tok); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		a := do(t, gw, call{method: "GET", path: "/v1/identity", token: tok})
+		if a.status == http.StatusUnauthorized {
+			break
+		}
+		if time.Since(revoked) > 3*time.Second {
+			t.Fatalf("revoked token still accepted %s after revocation with a 1s cache", time.Since(revoked))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Refusals are never cached: a root token is refused every time.
+	for i := 0; i < 2; i++ {
+		if a := do(t, gw, call{method: "GET", path: "/v1/identity", token: env.RootToken()}); a.status != http.StatusForbidden {
+			t.Fatalf("root token with cache: %d", a.status)
 		}
 	}
 }

@@ -15,6 +15,8 @@ vault {
   address        = "https://vault.example.com:8200"
   ca_cert_file   = "/etc/sas/tls/vault-ca.pem"
   max_caller_ttl = "8h" # tokens with more remaining TTL are static in all but name
+  # token_cache_ttl = "2s" # reuse a positive token lookup (≤ 5s): more throughput,
+  #                        # but a revoked token keeps working for that long
 
   approle {
     role_id        = "00000000-0000-0000-0000-000000000000" # vault read auth/approle/role/sas-gateway/role-id

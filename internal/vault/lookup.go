@@ -64,15 +64,38 @@ func (s *Session) LookupCaller(ctx context.Context, token string) (TokenLookup, 
 		return TokenLookup{}, &UnavailableError{Err: err}
 	}
 	if l.EntityID != "" {
-		ent, err := c.Logical().ReadWithContext(ctx, "identity/entity/id/"+l.EntityID)
-		if err != nil {
-			return TokenLookup{}, &UnavailableError{Err: fmt.Errorf("read entity %s: %w", l.EntityID, err)}
-		}
-		if ent != nil {
-			l.EntityName, _ = ent.Data["name"].(string)
+		if l.EntityName, err = s.entityName(ctx, c, l.EntityID); err != nil {
+			return TokenLookup{}, err
 		}
 	}
 	return l, nil
+}
+
+// entityNameTTL bounds how long a renamed entity keeps its old name in
+// records. The entity id — the authoritative owner key — is never cached.
+const entityNameTTL = 30 * time.Second
+
+type cachedName struct {
+	name  string
+	until time.Time
+}
+
+// entityName resolves an entity id to its name, caching names briefly:
+// without the cache every request costs Vault two reads instead of one.
+func (s *Session) entityName(ctx context.Context, c *vaultapi.Client, id string) (string, error) {
+	if v, ok := s.entityNames.Load(id); ok && time.Now().Before(v.(cachedName).until) {
+		return v.(cachedName).name, nil
+	}
+	ent, err := c.Logical().ReadWithContext(ctx, "identity/entity/id/"+id)
+	if err != nil {
+		return "", &UnavailableError{Err: fmt.Errorf("read entity %s: %w", id, err)}
+	}
+	var name string
+	if ent != nil {
+		name, _ = ent.Data["name"].(string)
+	}
+	s.entityNames.Store(id, cachedName{name: name, until: time.Now().Add(entityNameTTL)})
+	return name, nil
 }
 
 func parseLookup(d map[string]any) (TokenLookup, error) {

@@ -123,6 +123,24 @@ func runGateway(ctx context.Context, cfg server.Config, ready func(addr string) 
 			return err
 		}
 	}
+	// SIGHUP reloads the policy bundles at once (the poll catches up anyway).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := gw.ReloadPolicy(ctx); err != nil {
+					cfg.Logger.Error("policy reload on SIGHUP failed", "error", err)
+				} else {
+					cfg.Logger.Info("policy bundles reloaded on SIGHUP")
+				}
+			}
+		}
+	}()
 	if err := gw.Serve(ctx, ln); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
