@@ -102,8 +102,7 @@ func schemaRef(t reflect.Type, schemas map[string]any) map[string]any {
 			schemas[name] = map[string]any{} // break cycles
 			props := map[string]any{}
 			var required []string
-			for i := 0; i < t.NumField(); i++ {
-				f := t.Field(i)
+			for _, f := range jsonFields(t) {
 				tag, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
 				if tag == "-" || !f.IsExported() {
 					continue
@@ -143,3 +142,18 @@ func schemaRef(t reflect.Type, schemas map[string]any) map[string]any {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// jsonFields lists t's fields as encoding/json sees them: the fields of an
+// untagged embedded struct are promoted into the parent.
+func jsonFields(t reflect.Type) []reflect.StructField {
+	var out []reflect.StructField
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" && f.Type.Kind() == reflect.Struct {
+			out = append(out, jsonFields(f.Type)...)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
