@@ -15,6 +15,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
+	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
 const auditUsage = `usage: sas-server audit <verify|export> [flags]
@@ -24,6 +25,7 @@ const auditUsage = `usage: sas-server audit <verify|export> [flags]
   export   write every record to stdout (--format jsonl)
 
 flags (both):
+  --config FILE         the gateway's HCL configuration (its data dir and database)
   --data-dir DIR        the gateway's data dir: the SQLite store is DIR/sas.db
                         (for a 'sas-server dev' data dir, DIR/gateway/sas.db)
                         and the audit keys are in DIR/keys/
@@ -60,6 +62,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dataDir := flags.String("data-dir", os.Getenv("SAS_DATA_DIR"), "the gateway's data dir")
 	dsn := flags.String("postgres-dsn", os.Getenv("SAS_POSTGRES_DSN"), "PostgreSQL DSN")
 	dsnFile := flags.String("postgres-dsn-file", os.Getenv("SAS_POSTGRES_DSN_FILE"), "file holding the PostgreSQL DSN")
+	configPath := flags.String("config", "", "the gateway's HCL configuration: its data dir and database are used unless given here")
 	var verifyKey, format *string
 	switch sub {
 	case "verify":
@@ -79,6 +82,18 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", flags.Args())
+	}
+	if *configPath != "" {
+		cfg, err := server.LoadConfig(*configPath)
+		if err != nil {
+			return err
+		}
+		if *dataDir == "" {
+			*dataDir = cfg.DataDir
+		}
+		if *dsnFile == "" && *dsn == "" {
+			*dsnFile = cfg.PostgresDSNFile
+		}
 	}
 
 	if *dsnFile != "" {
