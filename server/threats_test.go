@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+	"github.com/sas-platform/terraform-provider-sas/internal/store/storetest"
 	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
@@ -421,5 +425,31 @@ func TestTokenCacheBoundsRevocationDelay(t *testing.T) {
 		if a := do(t, gw, call{method: "GET", path: "/v1/identity", token: env.RootToken()}); a.status != http.StatusForbidden {
 			t.Fatalf("root token with cache: %d", a.status)
 		}
+	}
+}
+
+// The same gateway on PostgreSQL: allowed creates are audited and stored there.
+func TestGatewayOnPostgres(t *testing.T) {
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	cfg := storetest.Config(t, store.DriverPostgres)
+	if err := os.WriteFile(dsnFile, []byte(cfg.DSN), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	gw := env.StartGateway(t, func(c *server.Config) { c.PostgresDSNFile = dsnFile })
+	if gw.Gateway.Store().Driver != store.DriverPostgres {
+		t.Fatalf("driver %s", gw.Gateway.Store().Driver)
+	}
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "pg-user", Bundles: []string{sbx}})
+	a := do(t, gw, call{method: "POST", path: "/v1/ip-reservations", body: goodReservation, token: tok, bundle: sbx, env: "sbx", idempotencyKey: "pg-1"})
+	if a.status != http.StatusAccepted {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	var op api.Operation
+	_ = json.Unmarshal(a.body, &op)
+	if recs := auditOf(t, gw, op.RequestID); len(recs) != 1 || recs[0].Decision != audit.DecisionAllow {
+		t.Fatalf("audit on postgres: %+v", recs)
+	}
+	if operationCount(t, gw) != 1 {
+		t.Fatal("operation not stored on postgres")
 	}
 }
