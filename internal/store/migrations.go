@@ -94,6 +94,26 @@ var migrations = [][]string{
 		`CREATE UNIQUE INDEX operations_idempotency ON operations (owner_entity_id, owner_name, idempotency_key)`,
 		`CREATE INDEX operations_state ON operations (state, updated_ns)`,
 	},
+
+	// 4: the accessor of an operation's live sub-token (revoked at start-up
+	// if a crash left it behind), and the resources operations create.
+	4: {
+		`ALTER TABLE operations ADD COLUMN subtoken_accessor TEXT NOT NULL DEFAULT ''`,
+		`CREATE TABLE resources (
+			id              TEXT   PRIMARY KEY,
+			kind            TEXT   NOT NULL,
+			owner_entity_id TEXT   NOT NULL,
+			owner_name      TEXT   NOT NULL,
+			bundle          TEXT   NOT NULL,
+			environment     TEXT   NOT NULL,
+			spec_json       TEXT   NOT NULL,
+			attributes_json TEXT   NOT NULL,
+			operation_id    TEXT   NOT NULL,
+			created_ns      BIGINT NOT NULL,
+			updated_ns      BIGINT NOT NULL
+		)`,
+		`CREATE INDEX resources_owner ON resources (owner_entity_id, owner_name, kind)`,
+	},
 }
 
 // dialectTokens expand the few spots where the engines' SQL differs.

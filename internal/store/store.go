@@ -51,7 +51,12 @@ type Store struct {
 	Path   string // the SQLite file; empty on PostgreSQL
 
 	desc string
+	dsn  string // PostgreSQL only; may hold a password
 }
+
+// DSN is the PostgreSQL connection string, for components that need their
+// own pool on the same database (the job queue). Never log it.
+func (s *Store) DSN() string { return s.dsn }
 
 // Querier is what both *sql.Tx and *sql.Conn offer; WriteTx hands one to
 // its function.
@@ -112,7 +117,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", desc, err)
 	}
 	db.SetMaxIdleConns(16)
-	s := &Store{DB: db, Driver: DriverPostgres, desc: desc}
+	s := &Store{DB: db, Driver: DriverPostgres, desc: desc, dsn: dsn}
 	if err := s.init(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", desc, err)

@@ -1,0 +1,467 @@
+// Package orchestrator is the threat model's "sas_client" — boundaries ③ to
+// ⑤: it executes the operations the gateway allowed, each with its own
+// short-lived Vault sub-token, on a durable River queue, and records every
+// step in the audit chain.
+//
+// Per attempt: mark running → mint a sub-token through sas-exec-<env> and
+// record its accessor on the operation (so a crash cannot orphan it) →
+// audit the mint → read downstream credentials with it → execute → store
+// the result → audit the outcome → revoke the sub-token and audit that.
+package orchestrator
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+)
+
+// Executor carries out operations of one kind against its downstream system.
+type Executor interface {
+	// Execute performs the operation. Errors are transient (retried with
+	// backoff) unless wrapped by Permanent.
+	Execute(ctx context.Context, job Job) (Result, error)
+	// Compensate releases whatever a permanently failed operation allocated.
+	Compensate(ctx context.Context, job Job) error
+}
+
+// Job is one attempt at an operation.
+type Job struct {
+	Operation operations.Work
+	Attempt   int
+	// SubTokenAccessor identifies this attempt's sub-token (not a secret).
+	SubTokenAccessor string
+	// Credentials reads a downstream system's login with this attempt's
+	// sub-token (the only identity that may).
+	Credentials func(ctx context.Context, system string) (vault.Credentials, error)
+	// Resource is the existing resource for update and delete.
+	Resource *operations.Resource
+}
+
+// Result is what a successful operation leaves behind.
+type Result struct {
+	ResourceID string
+	Attributes map[string]any // stored on the resource and returned as the operation's result
+	Deleted    bool
+}
+
+// PermanentError will not succeed on retry; the operation fails with it.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// RetryAfterError asks for the next attempt no sooner than After.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// Config configures an Orchestrator.
+type Config struct {
+	Store     *store.Store
+	Book      *operations.Book
+	Vault     *vault.Session
+	Audit     *audit.AuditChain
+	Executors map[string]Executor // by kind
+	// WorkersPerKind bounds concurrent operations of each kind (default 8).
+	WorkersPerKind int
+	// OperationTimeout bounds one attempt and the sub-token's lifetime (default 2m).
+	OperationTimeout time.Duration
+	// MaxAttempts before a transiently failing operation fails (default 8).
+	MaxAttempts int
+	// RescueAfter: a job running this long is presumed abandoned by a dead
+	// process and retried (default OperationTimeout + 1m).
+	RescueAfter time.Duration
+	// PollInterval for new jobs (default 200ms; SQLite has no LISTEN).
+	PollInterval time.Duration
+	Logger       hclog.Logger
+}
+
+// Orchestrator runs operations.
+type Orchestrator struct {
+	cfg    Config
+	insert func(ctx context.Context, args OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	start  func(ctx context.Context) error
+	stop   func(ctx context.Context) error
+	pool   *pgxpool.Pool
+}
+
+// OperationArgs is the River job: the operation id and nothing secret.
+type OperationArgs struct {
+	OperationID string `json:"operation_id"`
+}
+
+// Kind is River's job kind.
+func (OperationArgs) Kind() string { return "sas_operation" }
+
+// New migrates River's tables into the store and prepares the client.
+func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
+	if cfg.WorkersPerKind <= 0 {
+		cfg.WorkersPerKind = 8
+	}
+	if cfg.OperationTimeout <= 0 {
+		cfg.OperationTimeout = 2 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 8
+	}
+	if cfg.RescueAfter <= cfg.OperationTimeout {
+		cfg.RescueAfter = cfg.OperationTimeout + time.Minute
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	o := &Orchestrator{cfg: cfg}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &operationWorker{o: o})
+	queues := map[string]river.QueueConfig{}
+	for kind := range cfg.Executors {
+		queues[kind] = river.QueueConfig{MaxWorkers: cfg.WorkersPerKind}
+	}
+	rcfg := &river.Config{
+		Queues:               queues,
+		Workers:              workers,
+		JobTimeout:           cfg.OperationTimeout,
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		MaxAttempts:          cfg.MaxAttempts,
+		FetchPollInterval:    cfg.PollInterval,
+		FetchCooldown:        min(cfg.PollInterval, 50*time.Millisecond),
+		RetryPolicy:          backoff{},
+		Logger:               slog.New(slog.DiscardHandler), // River's own chatter; ours goes to hclog
+	}
+	switch cfg.Store.Driver {
+	case store.DriverSQLite:
+		drv := riversqlite.New(cfg.Store.DB)
+		if err := migrate[*sql.Tx](ctx, drv); err != nil {
+			return nil, err
+		}
+		c, err := river.NewClient(drv, rcfg)
+		if err != nil {
+			return nil, fmt.Errorf("river: %w", err)
+		}
+		o.insert = func(ctx context.Context, a OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+			return c.Insert(ctx, a, opts)
+		}
+		o.start, o.stop = c.Start, c.Stop
+	case store.DriverPostgres:
+		pool, err := pgxpool.New(ctx, cfg.Store.DSN())
+		if err != nil {
+			return nil, fmt.Errorf("river: postgres pool: %w", err)
+		}
+		o.pool = pool
+		drv := riverpgxv5.New(pool)
+		if err := migrate[pgx.Tx](ctx, drv); err != nil {
+			pool.Close()
+			return nil, err
+		}
+		c, err := river.NewClient(drv, rcfg)
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("river: %w", err)
+		}
+		o.insert = func(ctx context.Context, a OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
+			return c.Insert(ctx, a, opts)
+		}
+		o.start, o.stop = c.Start, c.Stop
+	default:
+		return nil, fmt.Errorf("orchestrator: unsupported store driver %q", cfg.Store.Driver)
+	}
+	return o, nil
+}
+
+func migrate[TTx any](ctx context.Context, drv riverdriver.Driver[TTx]) error {
+	m, err := rivermigrate.New(drv, nil)
+	if err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("river migrations: %w", err)
+	}
+	return nil
+}
+
+// Enqueue schedules an operation. It is unique by operation id, so
+// enqueueing again (at recovery, or a retried request) never runs it twice.
+func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
+	_, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
+		Queue:       op.Kind,
+		MaxAttempts: o.cfg.MaxAttempts,
+		UniqueOpts:  river.UniqueOpts{ByArgs: true},
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue operation %s: %w", op.ID, err)
+	}
+	return nil
+}
+
+// Start recovers from a crash — revoking sub-tokens left live by dead
+// attempts, re-enqueueing unfinished operations — then starts working.
+func (o *Orchestrator) Start(ctx context.Context) error {
+	live, err := o.cfg.Book.LiveSubTokens(ctx)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	for opID, acc := range live {
+		w, err := o.cfg.Book.Load(ctx, opID)
+		if err != nil {
+			return err
+		}
+		if err := o.revoke(ctx, w, acc, "sub-token revoked at start-up: its attempt was abandoned"); err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+	}
+	unfinished, err := o.cfg.Book.Unfinished(ctx)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	for _, w := range unfinished {
+		if err := o.Enqueue(ctx, w.Operation); err != nil {
+			return err
+		}
+	}
+	if len(live)+len(unfinished) > 0 {
+		o.cfg.Logger.Info("recovered after restart", "revoked_sub_tokens", len(live), "operations_resumed", len(unfinished))
+	}
+	return o.start(ctx)
+}
+
+// Stop waits for running attempts to finish (their sub-tokens are revoked).
+func (o *Orchestrator) Stop(ctx context.Context) error {
+	err := o.stop(ctx)
+	if o.pool != nil {
+		o.pool.Close()
+	}
+	return err
+}
+
+// backoff retries quickly at first (1s, 2s, 4s … capped at 60s), with jitter.
+type backoff struct{}
+
+func (backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := time.Second << min(job.Attempt-1, 6)
+	d = min(d, time.Minute)
+	jitter := time.Duration(time.Now().UnixNano() % int64(d/4+1))
+	return time.Now().Add(d + jitter)
+}
+
+type operationWorker struct {
+	river.WorkerDefaults[OperationArgs]
+	o *Orchestrator
+}
+
+func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs]) error {
+	return w.o.run(ctx, job.Args.OperationID, job.Attempt, job.MaxAttempts)
+}
+
+// run is one attempt at one operation.
+func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempts int) error {
+	book := o.cfg.Book
+	if _, err := book.Start(ctx, opID); err != nil {
+		var done *operations.TerminalError
+		if errors.As(err, &done) {
+			return nil // finished by an earlier attempt; nothing to do twice
+		}
+		return err
+	}
+	w, err := book.Load(ctx, opID)
+	if err != nil {
+		return err
+	}
+	exec, ok := o.cfg.Executors[w.Kind]
+	if !ok {
+		return o.fail(ctx, w, nil, Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
+	}
+	if w.SubTokenAccessor != "" { // a previous attempt died holding one
+		if err := o.revoke(ctx, w, w.SubTokenAccessor, "sub-token of an abandoned attempt revoked"); err != nil {
+			return err
+		}
+	}
+
+	sub, err := o.cfg.Vault.MintSubToken(ctx, vault.SubTokenRequest{
+		Environment: w.Environment, TTL: o.cfg.OperationTimeout, OperationID: w.ID,
+		RequestID: w.RequestID, Owner: w.Owner, Bundle: w.Bundle,
+	})
+	if err != nil {
+		return o.retry(ctx, w, Job{Operation: w, Attempt: attempt, Credentials: noCredentials}, maxAttempts, err, func() {})
+	}
+	// Record the accessor before anything uses the token: after a crash,
+	// start-up finds and revokes it.
+	if err := book.SetSubToken(ctx, w.ID, sub.Accessor); err != nil {
+		_ = o.cfg.Vault.RevokeSubToken(context.WithoutCancel(ctx), sub.Accessor)
+		return err
+	}
+	// release revokes the sub-token; it runs before the operation is marked
+	// terminal (so "done" implies "no live credential"), and on every
+	// other exit path too.
+	var released bool
+	release := func() {
+		if released {
+			return
+		}
+		released = true
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := o.revoke(rctx, w, sub.Accessor, "sub-token revoked"); err != nil {
+			o.cfg.Logger.Error("sub-token revoke failed; start-up will retry", "operation_id", w.ID, "error", err)
+		}
+	}
+	defer release()
+	if err := o.record(ctx, w, sub.Accessor, fmt.Sprintf("sub-token minted (attempt %d)", attempt)); err != nil {
+		return err // fail closed: no unaudited downstream call
+	}
+
+	j := Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
+		return o.cfg.Vault.ReadCredentials(ctx, sub, system)
+	}}
+	if w.TargetID != "" {
+		r, err := book.GetResource(ctx, w.Kind, w.TargetID, w.OwnerEntityID, w.Owner)
+		if errors.Is(err, operations.ErrResourceNotFound) {
+			if w.Action == api.ActionDelete { // already gone: deleting it is done
+				return o.succeed(ctx, w, release, Result{ResourceID: w.TargetID, Deleted: true})
+			}
+			return o.fail(ctx, w, exec, j, release, Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
+		}
+		if err != nil {
+			return err
+		}
+		j.Resource = &r
+	}
+	res, err := exec.Execute(ctx, j)
+	if err != nil {
+		var perm *PermanentError
+		if errors.As(err, &perm) {
+			return o.fail(ctx, w, exec, j, release, err)
+		}
+		return o.retry(ctx, w, j, maxAttempts, err, release)
+	}
+	return o.succeed(ctx, w, release, res)
+}
+
+func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release func(), res Result) error {
+	book := o.cfg.Book
+	if res.Deleted {
+		if err := book.DeleteResource(ctx, res.ResourceID); err != nil {
+			return err
+		}
+	} else if res.ResourceID != "" {
+		if err := book.PutResource(ctx, operations.Resource{ID: res.ResourceID, Kind: w.Kind, OwnerEntityID: w.OwnerEntityID, Owner: w.Owner,
+			Bundle: w.Bundle, Environment: w.Environment, Spec: json.RawMessage(w.Request), Attributes: res.Attributes, OperationID: w.ID}); err != nil {
+			return err
+		}
+	}
+	result := map[string]any{"resource_id": res.ResourceID}
+	for k, v := range res.Attributes {
+		result[k] = v
+	}
+	if res.Deleted {
+		result["deleted"] = true
+	}
+	release()
+	if err := o.record(ctx, w, "", "operation succeeded"); err != nil {
+		return err
+	}
+	return book.Finish(ctx, w.ID, api.OperationSucceeded, result, "")
+}
+
+// fail compensates, then ends the operation with the downstream message.
+func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec Executor, j Job, release func(), cause error) error {
+	if exec != nil {
+		if err := exec.Compensate(ctx, j); err != nil {
+			// Leave it running: River retries, and compensation runs again.
+			o.cfg.Logger.Error("compensation failed; will retry", "operation_id", w.ID, "error", err)
+			return fmt.Errorf("compensate %s: %w", w.ID, err)
+		}
+	}
+	release()
+	msg := cause.Error()
+	if err := o.record(ctx, w, "", "operation failed: "+truncate(msg, 400)); err != nil {
+		return err
+	}
+	return o.cfg.Book.Finish(ctx, w.ID, api.OperationFailed, nil, msg)
+}
+
+// retry records a transient failure and asks River to try again, or fails
+// the operation once attempts are exhausted.
+func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j Job, maxAttempts int, cause error, release func()) error {
+	attempt := j.Attempt
+	if attempt >= maxAttempts {
+		// Compensation needs this attempt's credentials; without a sub-token
+		// (Vault down) it fails, the job is discarded unfinished, and the
+		// next start-up resumes the operation.
+		return o.fail(ctx, w, o.cfg.Executors[w.Kind], j, release, fmt.Errorf("gave up after %d attempts: %w", attempt, cause))
+	}
+	_ = o.cfg.Book.RetryLater(ctx, w.ID, cause)
+	o.cfg.Logger.Warn("operation attempt failed; retrying", "operation_id", w.ID, "attempt", attempt, "error", cause)
+	var ra *RetryAfterError
+	if errors.As(cause, &ra) && ra.After > 0 {
+		return river.JobSnooze(ra.After)
+	}
+	return cause
+}
+
+// revoke revokes a sub-token by accessor, audits it and clears it from the operation.
+func (o *Orchestrator) revoke(ctx context.Context, w operations.Work, accessor, outcome string) error {
+	if err := o.cfg.Vault.RevokeSubToken(ctx, accessor); err != nil {
+		return err
+	}
+	if err := o.record(ctx, w, accessor, outcome); err != nil {
+		return err
+	}
+	return o.cfg.Book.SetSubToken(ctx, w.ID, "")
+}
+
+// record appends an orchestrator event to the audit chain under the
+// operation's request id; the accessor is HMAC'd by the chain.
+func (o *Orchestrator) record(ctx context.Context, w operations.Work, accessor, outcome string) error {
+	_, err := o.cfg.Audit.Append(ctx, audit.Record{
+		RequestID: w.RequestID, OwnerEntityID: w.OwnerEntityID, OwnerName: w.Owner,
+		TokenAccessor: accessor, Bundle: w.Bundle, Environment: w.Environment,
+		Kind: w.Kind, Action: w.Action, TargetID: w.ID, Decision: audit.DecisionAllow,
+		DecisionID: w.DecisionID, Outcome: outcome, UserAgent: "sas-orchestrator",
+	})
+	if err != nil {
+		return fmt.Errorf("audit %q for operation %s: %w", outcome, w.ID, err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return strings.TrimSpace(s)
+}
+
+func noCredentials(context.Context, string) (vault.Credentials, error) {
+	return vault.Credentials{}, errors.New("no sub-token: Vault could not mint one")
+}

@@ -1,0 +1,221 @@
+package orchestrator_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+	"github.com/sas-platform/terraform-provider-sas/internal/store/storetest"
+	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { testenv.Main(m, &env) }
+
+// scriptedExecutor is a downstream whose outcome per attempt the test
+// chooses; it proves the sub-token works by reading real credentials from
+// Vault with it.
+type scriptedExecutor struct {
+	mu          sync.Mutex
+	outcomes    []error // per attempt; nil = success
+	accessors   []string
+	compensated int
+	sawPassword string
+}
+
+func (e *scriptedExecutor) Execute(ctx context.Context, j orchestrator.Job) (orchestrator.Result, error) {
+	creds, err := j.Credentials(ctx, "infoblox")
+	if err != nil {
+		return orchestrator.Result{}, orchestrator.Permanent(err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sawPassword = creds.Password
+	e.accessors = append(e.accessors, j.SubTokenAccessor)
+	if j.Attempt-1 < len(e.outcomes) && e.outcomes[j.Attempt-1] != nil {
+		return orchestrator.Result{}, e.outcomes[j.Attempt-1]
+	}
+	return orchestrator.Result{ResourceID: "res-" + j.Operation.ID, Attributes: map[string]any{"ip_address": "10.10.0.9"}}, nil
+}
+
+func (e *scriptedExecutor) Compensate(ctx context.Context, j orchestrator.Job) error {
+	e.mu.Lock()
+	e.compensated++
+	e.mu.Unlock()
+	return nil
+}
+
+type rig struct {
+	st    *store.Store
+	book  *operations.Book
+	chain *audit.AuditChain
+	sess  *vault.Session
+	orch  *orchestrator.Orchestrator
+}
+
+func newRig(t *testing.T, driver string, exec orchestrator.Executor) *rig {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := env.Admin().KVv2(vaultsetup.KVMount).Put(ctx, "sbx/infoblox", map[string]any{"username": "admin", "password": "infoblox-pw", "url": "http://127.0.0.1:1/wapi/v2.12"}); err != nil {
+		t.Fatal(err)
+	}
+	st := storetest.Open(t, driver)
+	keys := audit.DefaultKeyPaths(t.TempDir())
+	if err := audit.EnsureKeys(keys); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := audit.LoadOptions(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := audit.New(ctx, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := vault.Login(ctx, env.VaultAddr, env.GatewayLogin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	book := operations.NewBook(st)
+	orch, err := orchestrator.New(ctx, orchestrator.Config{Store: st, Book: book, Vault: sess, Audit: chain,
+		Executors: map[string]orchestrator.Executor{api.KindIPReservation: exec}, MaxAttempts: 4, PollInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := orch.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = orch.Stop(sctx)
+		_ = chain.Close()
+		_ = sess.Close(sctx)
+	})
+	return &rig{st: st, book: book, chain: chain, sess: sess, orch: orch}
+}
+
+func (r *rig) submit(t *testing.T, key string) api.Operation {
+	t.Helper()
+	op, _, err := r.book.Create(context.Background(), operations.New{Kind: api.KindIPReservation, Action: api.ActionCreate,
+		OwnerEntityID: "e1", Owner: "alice", Bundle: "fedramp_sbx_default", Environment: "sbx", RequestID: "req-" + key,
+		DecisionID: "d-" + key, IdempotencyKey: key, Request: []byte(`{"network":"sbx-app"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.orch.Enqueue(context.Background(), op); err != nil {
+		t.Fatal(err)
+	}
+	return op
+}
+
+func (r *rig) wait(t *testing.T, id string) api.Operation {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		op, err := r.book.Get(context.Background(), id, "e1", "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if operations.Terminal(op.State) {
+			return op
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("operation %s not terminal after 60s", id)
+	return api.Operation{}
+}
+
+// outcomes counts the orchestrator's audit records for a request by outcome prefix.
+func (r *rig) outcomes(t *testing.T, requestID string) map[string]int {
+	t.Helper()
+	recs, _, err := r.chain.Query(context.Background(), audit.Filter{RequestID: requestID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, rec := range recs {
+		out[strings.SplitN(rec.Outcome, " (", 2)[0]]++
+		if rec.TokenAccessorHMAC == "" && strings.HasPrefix(rec.Outcome, "sub-token") {
+			t.Errorf("sub-token event without accessor HMAC: %+v", rec)
+		}
+	}
+	return out
+}
+
+func (r *rig) assertAllRevoked(t *testing.T, accessors []string) {
+	t.Helper()
+	for _, acc := range accessors {
+		alive, err := r.sess.SubTokenAlive(context.Background(), acc)
+		if err != nil || alive {
+			t.Errorf("sub-token %s still alive (%v)", acc, err)
+		}
+	}
+	live, err := r.book.LiveSubTokens(context.Background())
+	if err != nil || len(live) != 0 {
+		t.Errorf("operations still record live sub-tokens: %v %v", live, err)
+	}
+}
+
+func TestTransientFailuresRetryThenSucceed(t *testing.T) {
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			exec := &scriptedExecutor{outcomes: []error{errors.New("grid busy"), errors.New("grid busy")}}
+			r := newRig(t, driver, exec)
+			op := r.wait(t, r.submit(t, "k1").ID)
+			if op.State != api.OperationSucceeded || op.Attempts != 3 || op.Result["ip_address"] != "10.10.0.9" {
+				t.Fatalf("operation %+v", op)
+			}
+			if exec.sawPassword != "infoblox-pw" {
+				t.Error("the executor did not read the credentials with the sub-token")
+			}
+			got := r.outcomes(t, op.RequestID)
+			if got["sub-token minted"] != 3 || got["sub-token revoked"] != 3 || got["operation succeeded"] != 1 {
+				t.Errorf("audit outcomes %v; want 3 minted = 3 revoked and one success", got)
+			}
+			r.assertAllRevoked(t, exec.accessors)
+			if len(exec.accessors) != 3 || exec.accessors[0] == exec.accessors[1] {
+				t.Errorf("each attempt needs its own sub-token: %v", exec.accessors)
+			}
+			res, err := r.book.GetResource(context.Background(), api.KindIPReservation, "res-"+op.ID, "e1", "alice")
+			if err != nil || res.Attributes["ip_address"] != "10.10.0.9" {
+				t.Fatalf("resource %+v %v", res, err)
+			}
+		})
+	}
+}
+
+func TestPermanentFailureCompensatesAndKeepsTheMessage(t *testing.T) {
+	exec := &scriptedExecutor{outcomes: []error{orchestrator.Permanent(errors.New("Client.Ibap.Data.Conflict: host web-01 exists"))}}
+	r := newRig(t, store.DriverSQLite, exec)
+	op := r.wait(t, r.submit(t, "k2").ID)
+	if op.State != api.OperationFailed || !strings.Contains(op.Error, "Client.Ibap.Data.Conflict") || op.Attempts != 1 {
+		t.Fatalf("operation %+v", op)
+	}
+	if exec.compensated != 1 {
+		t.Errorf("compensated %d times", exec.compensated)
+	}
+	r.assertAllRevoked(t, exec.accessors)
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	busy := errors.New("503 grid unavailable")
+	exec := &scriptedExecutor{outcomes: []error{busy, busy, busy, busy, busy}}
+	r := newRig(t, store.DriverSQLite, exec)
+	op := r.wait(t, r.submit(t, "k3").ID)
+	if op.State != api.OperationFailed || !strings.Contains(op.Error, "gave up after 4 attempts") || !strings.Contains(op.Error, "503 grid unavailable") {
+		t.Fatalf("operation %+v", op)
+	}
+	r.assertAllRevoked(t, exec.accessors)
+}
