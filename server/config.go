@@ -71,6 +71,14 @@ type Config struct {
 	// tests only; production keys are provisioned by the operator).
 	GenerateAuditKeys bool
 
+	// WorkersPerKind bounds concurrent operations per kind (default 8).
+	WorkersPerKind int
+	// OperationTimeout bounds one attempt and its sub-token (default 2m).
+	OperationTimeout time.Duration
+	// OperationRescueAfter: an attempt running this long is presumed
+	// abandoned by a dead replica and retried (default timeout + 1m).
+	OperationRescueAfter time.Duration
+
 	// RateLimit is requests per second per caller identity (0: off).
 	RateLimit float64
 	RateBurst int

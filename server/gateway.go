@@ -15,6 +15,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
@@ -30,6 +31,7 @@ type Gateway struct {
 	ops     *operations.Book
 	limiter *callerLimiter
 	metrics *gatewayMetrics
+	orch    *orchestrator.Orchestrator
 
 	tokenCache *tokenCache
 }
@@ -111,7 +113,52 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if cfg.RateLimit > 0 {
 		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
+	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
+		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: executors(),
+		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
+		RescueAfter: cfg.OperationRescueAfter, Logger: cfg.Logger.Named("orchestrator"),
+	})
+	if err != nil {
+		return nil, err
+	}
 	return g, nil
+}
+
+// Start runs what works in the background: the Vault session renewal, the
+// policy poll and the orchestrator (after crash recovery). Serve calls it.
+func (g *Gateway) Start(ctx context.Context) error {
+	go g.vault.Run(ctx)
+	go g.policy.Watch(ctx, g.cfg.BundleReloadInterval)
+	if err := g.orch.Start(ctx); err != nil {
+		return fmt.Errorf("orchestrator: %w", err)
+	}
+	go g.resumeStalled(ctx)
+	return nil
+}
+
+// resumeStalled re-enqueues unfinished operations now and then, so one
+// whose enqueue failed (the queue was briefly unavailable) still runs.
+// The queue's uniqueness makes this a no-op for operations already queued.
+func (g *Gateway) resumeStalled(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			ops, err := g.ops.Unfinished(ctx)
+			if err != nil {
+				g.cfg.Logger.Warn("resume stalled operations", "error", err)
+				continue
+			}
+			for _, w := range ops {
+				if err := g.orch.Enqueue(ctx, w.Operation); err != nil {
+					g.cfg.Logger.Warn("re-enqueue operation", "operation_id", w.ID, "error", err)
+				}
+			}
+		}
+	}
 }
 
 // ReloadPolicy re-reads the bundle directory (SIGHUP).
@@ -124,8 +171,9 @@ func (g *Gateway) Handler() http.Handler { return g.router() }
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go g.vault.Run(ctx)
-	go g.policy.Watch(ctx, g.cfg.BundleReloadInterval)
+	if err := g.Start(ctx); err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           g.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -158,9 +206,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// RunSession keeps the gateway's Vault token alive until ctx ends (Serve
-// does this itself; tests that mount Handler on httptest call it).
-func (g *Gateway) RunSession(ctx context.Context) { g.vault.Run(ctx) }
 
 // Close signs a final audit checkpoint (so truncation after shutdown is
 // detectable), revokes the gateway's Vault token and closes the store.
@@ -168,6 +213,9 @@ func (g *Gateway) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
+	if err := g.orch.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("orchestrator stop: %w", err))
+	}
 	if _, err := g.audit.Checkpoint(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
 	}

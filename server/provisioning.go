@@ -231,6 +231,11 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
+		// The operation is durable; if the queue refuses it now, the
+		// stalled-operation sweep and start-up recovery enqueue it later.
+		if err := g.orch.Enqueue(r.Context(), op); err != nil {
+			g.cfg.Logger.Warn("enqueue failed; the sweep will retry", "operation_id", op.ID, "error", err)
+		}
 		w.Header().Set("Location", "/v1/operations/"+op.ID)
 		writeJSON(w, http.StatusAccepted, op)
 	}
@@ -239,22 +244,49 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 // targetExists reports whether the caller owns a resource of kind with id.
 // Resources come into being when the orchestrator completes a create.
 func (g *Gateway) targetExists(r *http.Request, kind, id string) bool {
-	return false
+	c := callerFrom(r.Context())
+	_, err := g.ops.GetResource(r.Context(), kind, id, c.EntityID, c.Owner)
+	return err == nil
 }
 
 func (g *Gateway) listResources(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, []any{})
+		c := callerFrom(r.Context())
+		rs, err := g.ops.ListResources(r.Context(), kind, c.EntityID, c.Owner)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out := make([]api.Resource, 0, len(rs))
+		for _, res := range rs {
+			out = append(out, resourceView(res))
+		}
+		writeJSON(w, http.StatusOK, out)
 	}
 }
 
 func (g *Gateway) getResource(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := muxVar(r, "id")
+		c := callerFrom(r.Context())
 		note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
-		writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(id, 64))})
+		res, err := g.ops.GetResource(r.Context(), kind, id, c.EntityID, c.Owner)
+		if errors.Is(err, operations.ErrResourceNotFound) {
+			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+				Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(id, 64))})
+			return
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, resourceView(res))
 	}
+}
+
+func resourceView(r operations.Resource) api.Resource {
+	return api.Resource{ID: r.ID, Kind: r.Kind, Owner: r.Owner, Bundle: r.Bundle, Environment: r.Environment,
+		Spec: r.Spec, Attributes: r.Attributes, OperationID: r.OperationID, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,9 @@
 package api
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // Environments a request may target. A bundle allows a subset.
 const (
@@ -132,6 +135,29 @@ const (
 	OperationFailed    = "failed"
 	OperationCancelled = "cancelled"
 )
+
+// Resource is something sas provisioned and manages (GET /v1/<kind>/{id}).
+type Resource struct {
+	ID          string          `json:"id"`
+	Kind        string          `json:"kind"`
+	Owner       string          `json:"owner"`
+	Bundle      string          `json:"bundle"`
+	Environment string          `json:"environment"`
+	Spec        json.RawMessage `json:"spec"`       // what was asked for
+	Attributes  map[string]any  `json:"attributes"` // what the downstream assigned
+	Drift       []Drift         `json:"drift,omitempty"`
+	OperationID string          `json:"operation_id"`
+	CreatedAt   time.Time       `json:"created_at"`
+	UpdatedAt   time.Time       `json:"updated_at"`
+}
+
+// Drift is a difference between what sas recorded and what the downstream
+// system now holds, changed outside sas.
+type Drift struct {
+	Field string `json:"field"`
+	Want  string `json:"want"`
+	Got   string `json:"got"`
+}
 
 // BundleSummary is one entry of GET /v1/bundles.
 type BundleSummary struct {

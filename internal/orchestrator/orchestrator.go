@@ -12,10 +12,10 @@ package orchestrator
 import (
 	"context"
 	"database/sql"
-	"log/slog"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -252,12 +252,18 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 	if len(live)+len(unfinished) > 0 {
 		o.cfg.Logger.Info("recovered after restart", "revoked_sub_tokens", len(live), "operations_resumed", len(unfinished))
 	}
+	if len(o.cfg.Executors) == 0 {
+		return nil // nothing to execute here: an insert-only gateway
+	}
 	return o.start(ctx)
 }
 
 // Stop waits for running attempts to finish (their sub-tokens are revoked).
 func (o *Orchestrator) Stop(ctx context.Context) error {
-	err := o.stop(ctx)
+	var err error
+	if len(o.cfg.Executors) > 0 {
+		err = o.stop(ctx)
+	}
 	if o.pool != nil {
 		o.pool.Close()
 	}

@@ -48,13 +48,17 @@ func (e *Env) StartGateway(t testing.TB, configure ...func(*server.Config)) *Gat
 		cancel()
 		t.Fatalf("testenv: start gateway: %v", err)
 	}
-	go gw.RunSession(ctx)
-	ts := httptest.NewServer(gw.Handler())
-	t.Cleanup(func() {
-		tw.done.Store(true)
-		ts.Close()
+	if err := gw.Start(ctx); err != nil {
 		cancel()
 		_ = gw.Close()
+		t.Fatalf("testenv: start gateway: %v", err)
+	}
+	ts := httptest.NewServer(gw.Handler())
+	t.Cleanup(func() {
+		ts.Close()
+		_ = gw.Close()
+		cancel()
+		tw.done.Store(true)
 	})
 	return &Gateway{URL: ts.URL, Gateway: gw}
 }
