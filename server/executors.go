@@ -1,11 +1,24 @@
 package server
 
 import (
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 )
 
 // executors are the downstream adapters, by kind (boundary ④). Each reaches
 // its system only with credentials its operation's sub-token unlocked.
-func executors() map[string]orchestrator.Executor {
-	return map[string]orchestrator.Executor{}
+func (g *Gateway) executors() map[string]orchestrator.Executor {
+	return map[string]orchestrator.Executor{
+		api.KindIPReservation: &orchestrator.IPReservationExecutor{NetworkCIDR: g.networkCIDR},
+	}
+}
+
+// networkCIDR resolves a network name through the bundle that allowed it.
+func (g *Gateway) networkCIDR(bundle, name string) (string, bool) {
+	b, ok := g.policy.Bundle(bundle)
+	if !ok {
+		return "", false
+	}
+	n, ok := b.Spec.Networks[name]
+	return n.CIDR, ok && n.CIDR != ""
 }

@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
 	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
-		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: executors(),
+		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(),
 		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
 		RescueAfter: cfg.OperationRescueAfter, Logger: cfg.Logger.Named("orchestrator"),
 	})

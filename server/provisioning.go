@@ -14,6 +14,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 )
 
@@ -280,7 +281,21 @@ func (g *Gateway) getResource(kind string) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, resourceView(res))
+		// Read through: the downstream system is the truth; drift is reported.
+		attrs, drift, err := g.orch.Read(r.Context(), res, requestIDFrom(r.Context()))
+		if errors.Is(err, orchestrator.ErrGone) {
+			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+				Detail: fmt.Sprintf("%s %q was deleted outside sas; sas has forgotten it (re-create it to get it back)", kind, id)})
+			return
+		}
+		if err != nil {
+			writeProblem(w, r, api.Problem{Type: api.ProblemUnavailable, Title: "Downstream unavailable", Status: http.StatusServiceUnavailable,
+				Detail: fmt.Sprintf("reading %s %q from its downstream system failed: %v", kind, id, err)})
+			return
+		}
+		view := resourceView(res)
+		view.Attributes, view.Drift = attrs, drift
+		writeJSON(w, http.StatusOK, view)
 	}
 }
 

@@ -471,3 +471,53 @@ func truncate(s string, n int) string {
 func noCredentials(context.Context, string) (vault.Credentials, error) {
 	return vault.Credentials{}, errors.New("no sub-token: Vault could not mint one")
 }
+
+// Reader is an Executor that can also read a resource back from its
+// downstream system, reporting drift (changes made outside sas).
+type Reader interface {
+	Read(ctx context.Context, j Job) (attributes map[string]any, drift []api.Drift, gone bool, err error)
+}
+
+// ErrGone means the resource no longer exists downstream; sas forgets it.
+var ErrGone = errors.New("resource no longer exists downstream")
+
+// Read reads a resource from its downstream system with a sub-token of its
+// own (minted, audited and revoked like an operation's). A resource deleted
+// outside sas is forgotten and ErrGone returned, so the next plan re-creates it.
+func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, requestID string) (map[string]any, []api.Drift, error) {
+	reader, ok := o.cfg.Executors[res.Kind].(Reader)
+	if !ok {
+		return res.Attributes, nil, nil
+	}
+	w := operations.Work{Operation: api.Operation{ID: res.OperationID, Kind: res.Kind, Action: api.ActionRead, Owner: res.Owner,
+		Bundle: res.Bundle, Environment: res.Environment, RequestID: requestID}, OwnerEntityID: res.OwnerEntityID}
+	sub, err := o.cfg.Vault.MintSubToken(ctx, vault.SubTokenRequest{Environment: res.Environment, TTL: time.Minute,
+		OperationID: res.OperationID, RequestID: requestID, Owner: res.Owner, Bundle: res.Bundle})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if err := o.cfg.Vault.RevokeSubToken(rctx, sub.Accessor); err != nil {
+			o.cfg.Logger.Error("read sub-token revoke failed", "resource_id", res.ID, "error", err)
+			return
+		}
+		_ = o.record(rctx, w, sub.Accessor, "read sub-token revoked")
+	}()
+	if err := o.record(ctx, w, sub.Accessor, "read sub-token minted"); err != nil {
+		return nil, nil, err
+	}
+	attrs, drift, gone, err := reader.Read(ctx, Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res,
+		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) { return o.cfg.Vault.ReadCredentials(ctx, sub, system) }})
+	if err != nil {
+		return nil, nil, err
+	}
+	if gone {
+		if err := o.cfg.Book.DeleteResource(ctx, res.ID); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, ErrGone
+	}
+	return attrs, drift, nil
+}

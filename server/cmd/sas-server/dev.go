@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
@@ -73,6 +74,15 @@ func dev(ctx context.Context, args []string) error {
 		}
 		*bundleDir = filepath.Join(root, "examples", "bundles")
 	}
+	ib, err := devstack.StartInfoblox(ctx, admin, devstack.InfobloxOptions{
+		StateDir: filepath.Join(abs, "infoblox"), BundleDir: *bundleDir, Logger: logger.Named("infoblox-sim"),
+	})
+	if err != nil {
+		return err
+	}
+	defer ib.Close()
+	logger.Info("infoblox simulator up; its credentials are in Vault at sas/<env>/infoblox", "url", ib.URL())
+
 	cfg := server.Config{
 		ListenAddr:        *listen,
 		VaultAddr:         vs.Addr,
@@ -91,6 +101,7 @@ func dev(ctx context.Context, args []string) error {
 			"SAS_ENVIRONMENT":          devEnvironment,
 			"SAS_DEV_VAULT_ROOT_TOKEN": vs.RootToken(),
 			"SAS_DATA_DIR":             abs,
+			"SAS_DEV_INFOBLOX_URL":     ib.URL(),
 		}
 		if *envFile != "" {
 			if err := writeEnvFile(*envFile, env); err != nil {

@@ -1,0 +1,184 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
+)
+
+// IPReservationExecutor provisions IP reservations as Infoblox host records
+// (address and DNS in one atomic call), tagged with who and what made them.
+type IPReservationExecutor struct {
+	// NetworkCIDR resolves a network name the bundle declares to its CIDR.
+	NetworkCIDR func(bundle, name string) (string, bool)
+}
+
+func (e *IPReservationExecutor) client(ctx context.Context, j Job) (*infoblox.Client, error) {
+	creds, err := j.Credentials(ctx, "infoblox")
+	if err != nil {
+		return nil, err
+	}
+	if creds.URL == "" {
+		return nil, Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
+	}
+	return infoblox.New(infoblox.Config{URL: creds.URL, Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
+}
+
+func (e *IPReservationExecutor) Execute(ctx context.Context, j Job) (Result, error) {
+	c, err := e.client(ctx, j)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	switch j.Operation.Action {
+	case api.ActionCreate:
+		return e.create(ctx, c, j)
+	case api.ActionUpdate:
+		return e.update(ctx, c, j)
+	case api.ActionDelete:
+		ref, _ := j.Resource.Attributes["ref"].(string)
+		if err := c.DeleteHost(ctx, ref); err != nil && !infoblox.IsNotFound(err) {
+			return Result{}, classify(err)
+		}
+		return Result{ResourceID: j.Resource.ID, Deleted: true}, nil
+	}
+	return Result{}, Permanent(fmt.Errorf("ip_reservation cannot %s", j.Operation.Action))
+}
+
+func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {
+	op := j.Operation
+	var req api.IPReservationRequest
+	if err := json.Unmarshal(op.Request, &req); err != nil {
+		return Result{}, Permanent(fmt.Errorf("operation %s request: %w", op.ID, err))
+	}
+	// An earlier attempt may have created the host and died before
+	// recording it: the request id tag finds it, so a retry never allocates twice.
+	existing, err := c.FindHostsByEA(ctx, infoblox.AttrRequestID, op.RequestID)
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	if len(existing) > 0 {
+		return reservationResult(op.ID, existing[0]), nil
+	}
+	cidr := req.Network
+	if !strings.Contains(cidr, "/") {
+		var ok bool
+		if cidr, ok = e.NetworkCIDR(op.Bundle, req.Network); !ok {
+			return Result{}, Permanent(fmt.Errorf("bundle %s declares no network %q", op.Bundle, req.Network))
+		}
+	}
+	if _, _, err := net.ParseCIDR(cidr); err != nil {
+		return Result{}, Permanent(fmt.Errorf("network %q: %w", cidr, err))
+	}
+	host, err := c.CreateHost(ctx, infoblox.HostSpec{
+		Name: req.Hostname + "." + req.DNSZone, View: req.DNSView, Network: cidr, MAC: req.MAC,
+		Aliases: req.Aliases, Comment: req.Comment,
+		Tags: infoblox.Tags{Owner: op.Owner, RequestID: op.RequestID, Bundle: op.Bundle, Environment: op.Environment},
+	})
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	return reservationResult(op.ID, host), nil
+}
+
+func (e *IPReservationExecutor) update(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {
+	var u api.IPReservationUpdate
+	if err := json.Unmarshal(j.Operation.Request, &u); err != nil {
+		return Result{}, Permanent(fmt.Errorf("operation %s request: %w", j.Operation.ID, err))
+	}
+	ref, _ := j.Resource.Attributes["ref"].(string)
+	host, err := c.UpdateHost(ctx, ref, infoblox.HostUpdate{MAC: u.MAC, Aliases: u.Aliases, Comment: u.Comment})
+	if infoblox.IsNotFound(err) {
+		return Result{}, Permanent(fmt.Errorf("the host record %s was deleted outside sas; delete and re-create the reservation", ref))
+	}
+	if err != nil {
+		return Result{}, classify(err)
+	}
+	res := reservationResult(j.Operation.ID, host)
+	res.ResourceID = j.Resource.ID
+	return res, nil
+}
+
+// Compensate deletes whatever host this operation's request created.
+func (e *IPReservationExecutor) Compensate(ctx context.Context, j Job) error {
+	if j.Operation.Action != api.ActionCreate {
+		return nil
+	}
+	c, err := e.client(ctx, j)
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	hosts, err := c.FindHostsByEA(ctx, infoblox.AttrRequestID, j.Operation.RequestID)
+	if err != nil {
+		return err
+	}
+	for _, h := range hosts {
+		if _, managed := h.Tags(); managed {
+			if err := c.DeleteHost(ctx, h.Ref); err != nil && !infoblox.IsNotFound(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Read fetches the host and reports drift against what sas recorded.
+func (e *IPReservationExecutor) Read(ctx context.Context, j Job) (map[string]any, []api.Drift, bool, error) {
+	c, err := e.client(ctx, j)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	ref, _ := j.Resource.Attributes["ref"].(string)
+	host, err := c.GetHost(ctx, ref)
+	if infoblox.IsNotFound(err) {
+		return nil, nil, true, nil
+	}
+	if err != nil {
+		return nil, nil, false, classify(err)
+	}
+	want := infoblox.Tags{Owner: j.Resource.Owner, Bundle: j.Resource.Bundle, Environment: j.Resource.Environment}
+	if tags, ok := j.Resource.Attributes["tags"].(map[string]any); ok {
+		want.RequestID, _ = tags["request_id"].(string)
+	}
+	var drift []api.Drift
+	for _, d := range infoblox.CheckDrift(host, want) {
+		drift = append(drift, api.Drift{Field: "extattrs/" + d.Field, Want: d.Want, Got: d.Got})
+	}
+	for field, got := range map[string]string{"ip_address": host.IPv4(), "mac": host.MAC(), "comment": host.Comment} {
+		if w, _ := j.Resource.Attributes[field].(string); w != got {
+			drift = append(drift, api.Drift{Field: field, Want: w, Got: got})
+		}
+	}
+	return reservationResult(j.Operation.ID, host).Attributes, drift, false, nil
+}
+
+func reservationResult(opID string, h infoblox.Host) Result {
+	tags, _ := h.Tags()
+	aliases := h.Aliases
+	if aliases == nil {
+		aliases = []string{}
+	}
+	return Result{
+		ResourceID: "ipr-" + strings.TrimPrefix(opID, "op-"),
+		Attributes: map[string]any{
+			"ip_address": h.IPv4(), "fqdn": h.Name, "ref": h.Ref, "dns_view": h.View, "network_view": h.NetworkView,
+			"mac": h.MAC(), "aliases": aliases, "comment": h.Comment,
+			"tags": map[string]any{"owner": tags.Owner, "request_id": tags.RequestID, "bundle": tags.Bundle, "environment": tags.Environment, "managed": true},
+		},
+	}
+}
+
+// classify keeps the downstream message and decides whether retrying helps.
+func classify(err error) error {
+	if infoblox.IsTransient(err) {
+		return err
+	}
+	return Permanent(err)
+}
