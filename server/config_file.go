@@ -22,6 +22,7 @@ type fileConfig struct {
 	Policy    *policyBlock    `hcl:"policy,block"`
 	Audit     *auditBlock     `hcl:"audit,block"`
 	RateLimit *rateLimitBlock `hcl:"rate_limit,block"`
+	Orch      *orchBlock      `hcl:"orchestrator,block"`
 	Log       *logBlock       `hcl:"log,block"`
 }
 
@@ -69,6 +70,12 @@ type auditBlock struct {
 type rateLimitBlock struct {
 	RequestsPerSecond float64 `hcl:"requests_per_second"`
 	Burst             int     `hcl:"burst,optional"`
+}
+
+type orchBlock struct {
+	WorkersPerKind   int            `hcl:"workers_per_kind,optional"`
+	OperationTimeout hcl.Expression `hcl:"operation_timeout,optional"`
+	RescueAfter      hcl.Expression `hcl:"rescue_after,optional"`
 }
 
 type logBlock struct {
@@ -151,6 +158,11 @@ func (fc *fileConfig) apply(c *Config) error {
 	}
 	if r := fc.RateLimit; r != nil {
 		c.RateLimit, c.RateBurst = r.RequestsPerSecond, r.Burst
+	}
+	if o := fc.Orch; o != nil {
+		c.WorkersPerKind = o.WorkersPerKind
+		diags = append(diags, duration(o.OperationTimeout, &c.OperationTimeout)...)
+		diags = append(diags, duration(o.RescueAfter, &c.OperationRescueAfter)...)
 	}
 	if l := fc.Log; l != nil {
 		c.LogLevel, c.LogJSON = l.Level, l.Format == "json"

@@ -206,7 +206,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-
 // Close signs a final audit checkpoint (so truncation after shutdown is
 // detectable), revokes the gateway's Vault token and closes the store.
 func (g *Gateway) Close() error {

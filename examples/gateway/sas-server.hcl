@@ -41,6 +41,12 @@ audit {
   checkpoint_every = 100
 }
 
+orchestrator {
+  workers_per_kind  = 8     # concurrent operations per kind, per replica
+  operation_timeout = "2m"  # one attempt, and the lifetime of its Vault sub-token
+  rescue_after      = "3m"  # an attempt running longer was abandoned by a dead replica: retry it
+}
+
 rate_limit {
   requests_per_second = 20 # per caller identity, per replica
   burst               = 40

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	vaultapi "github.com/hashicorp/vault/api"
@@ -29,6 +30,7 @@ type InfobloxOptions struct {
 	StateDir  string // the grid's state file lives here
 	BundleDir string // networks are seeded from every bundle's declaration
 	FailRate  float64
+	Latency   time.Duration
 	Logger    hclog.Logger
 	// ExtraNetworks are seeded too (e.g. large ranges for benchmarks).
 	ExtraNetworks []string
@@ -81,6 +83,7 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 		Users:     map[string]string{InfobloxUser: password},
 		Networks:  nets,
 		FailRate:  o.FailRate,
+		Latency:   o.Latency,
 		Logger:    o.Logger,
 	})
 	if err != nil {

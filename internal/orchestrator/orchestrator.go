@@ -509,7 +509,9 @@ func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, reques
 		return nil, nil, err
 	}
 	attrs, drift, gone, err := reader.Read(ctx, Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res,
-		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) { return o.cfg.Vault.ReadCredentials(ctx, sub, system) }})
+		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
+			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
+		}})
 	if err != nil {
 		return nil, nil, err
 	}
