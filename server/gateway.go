@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
@@ -227,3 +228,9 @@ func (g *Gateway) Store() *store.Store { return g.store }
 
 // AuditChain is the gateway's audit chain (for operators' tools and tests).
 func (g *Gateway) AuditChain() *audit.AuditChain { return g.audit }
+
+// OperationFor reads an operation regardless of owner (operators' tools and tests).
+func (g *Gateway) OperationFor(id string) (api.Operation, error) {
+	w, err := g.ops.Load(context.Background(), id)
+	return w.Operation, err
+}

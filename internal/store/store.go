@@ -96,6 +96,12 @@ func OpenSQLite(ctx context.Context, dataDir string) (*Store, error) {
 	// busy_timeout: concurrent writers wait instead of failing with SQLITE_BUSY.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	db, err := sql.Open("sqlite", dsn)
+	if err == nil {
+		// One connection: SQLite has one writer anyway, and queueing in
+		// the pool (which honours contexts) replaces SQLITE_BUSY failures
+		// under load — the audit chain, operations and River all write here.
+		db.SetMaxOpenConns(1)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
