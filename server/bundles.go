@@ -9,6 +9,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/caller"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 )
 
@@ -48,21 +49,30 @@ func (g *Gateway) withBundle(next http.Handler) http.Handler {
 				InvalidParams: []api.FieldError{{Path: "header:" + api.HeaderEnvironment, Message: fmt.Sprintf("%q is not one of %s", truncate(env, 32), strings.Join(api.Environments, ", "))}}})
 			return
 		}
-		if !c.MayUseBundle(name) {
-			writeProblem(w, r, api.Problem{Type: api.ProblemBundleNotBound, Title: "Bundle not bound to this token", Status: http.StatusForbidden,
-				Detail: fmt.Sprintf("your token does not carry Vault policy sas-bundle-%s, so it may not use bundle %q; it is bound to: %s",
-					truncate(name, 64), truncate(name, 64), listOrNone(c.Bundles))})
-			return
-		}
-		info, ok := g.policy.Bundle(name)
-		if !ok {
-			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Bundle not loaded", Status: http.StatusNotFound,
-				Detail: fmt.Sprintf("this gateway has no policy bundle %q; ask its operators to install it", name)})
+		info, problem := g.bundleFor(c, name)
+		if problem != nil {
+			writeProblem(w, r, *problem)
 			return
 		}
 		note(r, func(rec *audit.Record) { rec.BundleRevision = info.Revision })
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), bundleKey, boundBundle{info: info, environment: env})))
 	})
+}
+
+// bundleFor returns bundle name if the caller's token is bound to it and
+// the gateway has it loaded; otherwise the problem that says which is missing.
+func (g *Gateway) bundleFor(c caller.Caller, name string) (policy.BundleInfo, *api.Problem) {
+	if !c.MayUseBundle(name) {
+		return policy.BundleInfo{}, &api.Problem{Type: api.ProblemBundleNotBound, Title: "Bundle not bound to this token", Status: http.StatusForbidden,
+			Detail: fmt.Sprintf("your token does not carry Vault policy sas-bundle-%s, so it may not use bundle %q; it is bound to: %s",
+				truncate(name, 64), truncate(name, 64), listOrNone(c.Bundles))}
+	}
+	info, ok := g.policy.Bundle(name)
+	if !ok {
+		return policy.BundleInfo{}, &api.Problem{Type: api.ProblemNotFound, Title: "Bundle not loaded", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("this gateway has no policy bundle %q; ask its operators to install it", truncate(name, 64))}
+	}
+	return info, nil
 }
 
 func listOrNone(xs []string) string {
@@ -92,15 +102,9 @@ func (g *Gateway) getBundle(w http.ResponseWriter, r *http.Request) {
 	name := muxVar(r, "name")
 	c := callerFrom(r.Context())
 	note(r, func(rec *audit.Record) { rec.TargetID = truncate(name, 64) })
-	if !c.MayUseBundle(name) {
-		writeProblem(w, r, api.Problem{Type: api.ProblemBundleNotBound, Title: "Bundle not bound to this token", Status: http.StatusForbidden,
-			Detail: fmt.Sprintf("your token does not carry Vault policy sas-bundle-%s; it is bound to: %s", truncate(name, 64), listOrNone(c.Bundles))})
-		return
-	}
-	b, ok := g.policy.Bundle(name)
-	if !ok {
-		writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Bundle not loaded", Status: http.StatusNotFound,
-			Detail: fmt.Sprintf("this gateway has no policy bundle %q", name)})
+	b, problem := g.bundleFor(c, name)
+	if problem != nil {
+		writeProblem(w, r, *problem)
 		return
 	}
 	note(r, func(rec *audit.Record) { rec.Bundle, rec.BundleRevision = b.Name, b.Revision })
