@@ -57,4 +57,29 @@ if VAULT_TOKEN=$SAS_DEV_VAULT_ROOT_TOKEN "$bin/terraform" -chdir="$work/tf" plan
 fi
 sed -n "/Error:/,/Request id/p" "$work/root-plan.log"
 
-echo "==> demo passed: the gateway verified the token against Vault and recorded owner '$owner'"
+echo "==> an IP reservation through the gateway: policy, audit, a Vault sub-token, the Infoblox simulator"
+hdr=(-H "X-Vault-Token: $VAULT_TOKEN" -H "X-Sas-Policy-Bundle: $SAS_POLICY_BUNDLE" -H "X-Sas-Environment: $SAS_ENVIRONMENT")
+op=$(curl -fsS "${hdr[@]}" -H "Idempotency-Key: demo-1" -X POST "$SAS_ADDR/v1/ip-reservations" \
+  -d '{"network":"sbx-app","hostname":"demo-web","dns_zone":"sbx.example.internal","comment":"make demo"}')
+op_id=$(printf '%s' "$op" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+state=
+for _ in $(seq 1 100); do
+  op=$(curl -fsS "${hdr[@]}" "$SAS_ADDR/v1/operations/$op_id")
+  state=$(printf '%s' "$op" | sed -n 's/.*"state":"\([^"]*\)".*/\1/p')
+  case $state in succeeded|failed|cancelled) break ;; esac
+  sleep 0.1
+done
+echo "    operation $op_id: $state"
+[ "$state" = succeeded ] || { echo "demo failed: $op" >&2; exit 1; }
+ip=$(printf '%s' "$op" | sed -n 's/.*"ip_address":"\([^"]*\)".*/\1/p')
+echo "    demo-web.sbx.example.internal -> $ip (tagged owner=$owner in Infoblox)"
+
+echo "==> a prod network under the sandbox bundle is denied, with the reason"
+curl -sS "${hdr[@]}" -X POST "$SAS_ADDR/v1/decisions" \
+  -d '{"kind":"ip_reservation","action":"create","request":{"network":"10.30.0.0/24","hostname":"x","dns_zone":"prod.example.internal"}}'
+echo
+
+echo "==> the audit chain verifies"
+"$bin/sas-server" audit verify --data-dir "$work/stack"
+
+echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', and provisioned $ip"
