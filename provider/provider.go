@@ -196,7 +196,9 @@ func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {
 
 func (p *SasProvider) DataSources(_ context.Context) []func() datasource.DataSource {
 	return []func() datasource.DataSource{
+		NewCatalogDataSource,
 		NewIdentityDataSource,
+		NewPolicyBundleDataSource,
 	}
 }
 
