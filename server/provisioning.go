@@ -203,6 +203,13 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeProblem(w, r, denied(ev.decision))
 			return
 		}
+		if !g.orch.Handles(kind) {
+			// Accepting an operation nothing will execute would leave it pending forever;
+			// schema and policy still answered first, so denials stay denials.
+			writeProblem(w, r, api.Problem{Type: api.ProblemNotImplemented, Title: "Kind not executable here", Status: http.StatusNotImplemented,
+				Detail: fmt.Sprintf("this gateway has no executor for %s yet; POST /v1/decisions still evaluates such requests", kind)})
+			return
+		}
 		c, bb := callerFrom(r.Context()), bundleFrom(r.Context())
 		canonical, err := json.Marshal(ev.request)
 		if err != nil {

@@ -19,6 +19,7 @@ const (
 	ProblemBundleRequired = "urn:sas:problem:bundle-required"
 	ProblemForbidden      = "urn:sas:problem:forbidden"
 	ProblemIdempotency    = "urn:sas:problem:idempotency-conflict"
+	ProblemNotImplemented = "urn:sas:problem:not-implemented"
 	ProblemNotFound       = "urn:sas:problem:not-found"
 	ProblemMethod         = "urn:sas:problem:method-not-allowed"
 	ProblemInternal       = "urn:sas:problem:internal"

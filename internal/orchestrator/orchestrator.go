@@ -210,6 +210,9 @@ func migrate[TTx any](ctx context.Context, drv riverdriver.Driver[TTx]) error {
 	return nil
 }
 
+// Handles reports whether this orchestrator can execute operations of kind.
+func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind]; return ok }
+
 // Enqueue schedules an operation. It is unique by operation id, so
 // enqueueing again (at recovery, or a retried request) never runs it twice.
 func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
