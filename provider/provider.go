@@ -191,7 +191,9 @@ func resolveToken(cfg SasProviderModel) (token, source string, err error) {
 }
 
 func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{
+		NewIPReservationResource,
+	}
 }
 
 func (p *SasProvider) DataSources(_ context.Context) []func() datasource.DataSource {

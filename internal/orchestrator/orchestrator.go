@@ -383,8 +383,22 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 			return err
 		}
 	} else if res.ResourceID != "" {
+		spec := json.RawMessage(w.Request)
+		opID := w.ID
+		if w.Action == api.ActionUpdate {
+			// The resource's spec stays what was created, with the update's
+			// fields laid over it; it still names the operation that created it.
+			prev, err := book.GetResource(ctx, w.Kind, res.ResourceID, w.OwnerEntityID, w.Owner)
+			if err != nil {
+				return err
+			}
+			if spec, err = mergeSpec(prev.Spec, w.Request); err != nil {
+				return err
+			}
+			opID = prev.OperationID
+		}
 		if err := book.PutResource(ctx, operations.Resource{ID: res.ResourceID, Kind: w.Kind, OwnerEntityID: w.OwnerEntityID, Owner: w.Owner,
-			Bundle: w.Bundle, Environment: w.Environment, Spec: json.RawMessage(w.Request), Attributes: res.Attributes, OperationID: w.ID}); err != nil {
+			Bundle: w.Bundle, Environment: w.Environment, Spec: spec, Attributes: res.Attributes, OperationID: opID}); err != nil {
 			return err
 		}
 	}
@@ -525,4 +539,22 @@ func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, reques
 		return nil, nil, ErrGone
 	}
 	return attrs, drift, nil
+}
+
+// mergeSpec lays the fields an update sent over the created spec.
+func mergeSpec(created, update []byte) (json.RawMessage, error) {
+	var base, patch map[string]any
+	if err := json.Unmarshal(created, &base); err != nil {
+		return nil, fmt.Errorf("resource spec: %w", err)
+	}
+	if err := json.Unmarshal(update, &patch); err != nil {
+		return nil, fmt.Errorf("update request: %w", err)
+	}
+	for k, v := range patch {
+		if k == "change_ticket" {
+			continue
+		}
+		base[k] = v
+	}
+	return json.Marshal(base)
 }

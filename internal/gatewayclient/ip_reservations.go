@@ -1,0 +1,126 @@
+package gatewayclient
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+)
+
+const ipReservationsPath = "/v1/ip-reservations"
+
+// NewIdempotencyKey returns a random key for the Idempotency-Key header:
+// the gateway answers a repeat of the same key and body with the original
+// operation, so a retried mutation never acts twice.
+func NewIdempotencyKey() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate idempotency key: %w", err)
+	}
+	return "tf-" + hex.EncodeToString(b), nil
+}
+
+func idempotencyHeader(key string) http.Header {
+	if key == "" {
+		return nil
+	}
+	return http.Header{api.HeaderIdempotencyKey: []string{key}}
+}
+
+// CreateIPReservation is POST /v1/ip-reservations: the gateway evaluates the
+// policy and answers 202 with the operation that allocates the address.
+func (c *Client) CreateIPReservation(ctx context.Context, req api.IPReservationRequest, idempotencyKey string) (*api.Operation, error) {
+	var op api.Operation
+	if err := c.Do(ctx, http.MethodPost, ipReservationsPath, req, &op, idempotencyHeader(idempotencyKey)); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// IPReservation is GET /v1/ip-reservations/{id}. The gateway reads through
+// to Infoblox; a reservation deleted outside sas is a not-found problem.
+func (c *Client) IPReservation(ctx context.Context, id string) (*api.Resource, error) {
+	var r api.Resource
+	if err := c.Do(ctx, http.MethodGet, ipReservationsPath+"/"+url.PathEscape(id), nil, &r, nil); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// UpdateIPReservation is PATCH /v1/ip-reservations/{id} (mac, aliases, comment).
+func (c *Client) UpdateIPReservation(ctx context.Context, id string, u api.IPReservationUpdate, idempotencyKey string) (*api.Operation, error) {
+	var op api.Operation
+	if err := c.Do(ctx, http.MethodPatch, ipReservationsPath+"/"+url.PathEscape(id), u, &op, idempotencyHeader(idempotencyKey)); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// DeleteIPReservation is DELETE /v1/ip-reservations/{id}; changeTicket is
+// sent only when set (bundles that require one).
+func (c *Client) DeleteIPReservation(ctx context.Context, id, changeTicket, idempotencyKey string) (*api.Operation, error) {
+	var body any
+	if changeTicket != "" {
+		body = api.DeleteRequest{ChangeTicket: changeTicket}
+	}
+	var op api.Operation
+	if err := c.Do(ctx, http.MethodDelete, ipReservationsPath+"/"+url.PathEscape(id), body, &op, idempotencyHeader(idempotencyKey)); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// Operation is GET /v1/operations/{id}.
+func (c *Client) Operation(ctx context.Context, id string) (*api.Operation, error) {
+	var op api.Operation
+	if err := c.Do(ctx, http.MethodGet, "/v1/operations/"+url.PathEscape(id), nil, &op, nil); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// OperationDone reports whether an operation reached a final state.
+func OperationDone(op *api.Operation) bool {
+	switch op.State {
+	case api.OperationSucceeded, api.OperationFailed, api.OperationCancelled:
+		return true
+	}
+	return false
+}
+
+// Poll intervals of WaitOperation: it starts fast (most reservations finish
+// in well under a second) and backs off to PollMax.
+var (
+	PollMin = 250 * time.Millisecond
+	PollMax = 5 * time.Second
+)
+
+// WaitOperation polls an operation until it is final or ctx ends, backing
+// off from PollMin to PollMax. It returns the last operation it saw, also
+// with an error, so callers can say how far it got.
+func (c *Client) WaitOperation(ctx context.Context, op *api.Operation) (*api.Operation, error) {
+	wait := PollMin
+	for !OperationDone(op) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return op, fmt.Errorf("operation %s still %s: %w", op.ID, op.State, ctx.Err())
+		case <-t.C:
+		}
+		next, err := c.Operation(ctx, op.ID)
+		if err != nil {
+			return op, err
+		}
+		op = next
+		if wait *= 2; wait > PollMax {
+			wait = PollMax
+		}
+	}
+	return op, nil
+}

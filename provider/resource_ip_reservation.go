@@ -1,0 +1,713 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"net"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/mapplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/gatewayclient"
+)
+
+var (
+	_ resource.Resource                = &IPReservationResource{}
+	_ resource.ResourceWithConfigure   = &IPReservationResource{}
+	_ resource.ResourceWithImportState = &IPReservationResource{}
+	_ resource.ResourceWithModifyPlan  = &IPReservationResource{}
+)
+
+// Default timeouts; a `timeouts` block overrides them.
+const (
+	ipReservationCreateTimeout = 10 * time.Minute
+	ipReservationUpdateTimeout = 10 * time.Minute
+	ipReservationDeleteTimeout = 10 * time.Minute
+)
+
+// privateIdempotencyKey is the private-state key holding the Idempotency-Key
+// the create was sent with.
+const privateIdempotencyKey = "idempotency_key"
+
+// Patterns mirroring internal/api/validate.go, so a bad value fails at
+// validate time with the attribute path instead of at apply with a 422.
+var (
+	reIPRLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	reIPRFQDN   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	reIPRName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+	reIPRMAC    = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+	reIPRTicket = regexp.MustCompile(`^[A-Z]{2,6}[0-9]{4,10}$`)
+	reIPRText   = regexp.MustCompile(`^(?:[\p{L}\p{M}\p{N}\p{P}\p{S}]| )*$`)
+)
+
+// NewIPReservationResource returns the sas_ip_reservation resource.
+func NewIPReservationResource() resource.Resource { return &IPReservationResource{} }
+
+// IPReservationResource is an Infoblox host record (address and DNS name)
+// made through the sas gateway.
+type IPReservationResource struct {
+	client *gatewayclient.Client
+}
+
+// IPReservationResourceModel is sas_ip_reservation's state.
+type IPReservationResourceModel struct {
+	ID           types.String   `tfsdk:"id"`
+	Network      types.String   `tfsdk:"network"`
+	Hostname     types.String   `tfsdk:"hostname"`
+	DNSZone      types.String   `tfsdk:"dns_zone"`
+	DNSView      types.String   `tfsdk:"dns_view"`
+	MAC          types.String   `tfsdk:"mac"`
+	Aliases      types.List     `tfsdk:"aliases"`
+	Comment      types.String   `tfsdk:"comment"`
+	ChangeTicket types.String   `tfsdk:"change_ticket"`
+	IPAddress    types.String   `tfsdk:"ip_address"`
+	FQDN         types.String   `tfsdk:"fqdn"`
+	Ref          types.String   `tfsdk:"ref"`
+	Tags         types.Map      `tfsdk:"tags"`
+	OperationID  types.String   `tfsdk:"operation_id"`
+	Timeouts     timeouts.Value `tfsdk:"timeouts"`
+}
+
+func (r *IPReservationResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_ip_reservation"
+}
+
+func (r *IPReservationResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	keep := []planmodifier.String{stringplanmodifier.UseStateForUnknown()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "An IP reservation: an Infoblox host record holding the next free address of `network` and the DNS name " +
+			"`hostname.dns_zone`, made through the sas gateway under your policy bundle and tagged with who asked for it. " +
+			"A reservation deleted outside sas is planned for re-creation; import one by its id.",
+		Attributes: map[string]schema.Attribute{
+			"id": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The reservation's id in sas (`ipr-…`).",
+				PlanModifiers:       keep,
+			},
+			"network": schema.StringAttribute{
+				Required: true,
+				MarkdownDescription: "Network to take the next free address from: a CIDR in canonical form (`10.10.0.0/24`) or a " +
+					"network name your policy bundle declares (`sbx-app`). Changing it replaces the reservation.",
+				PlanModifiers: replace,
+				Validators:    []validator.String{networkValidator{}},
+			},
+			"hostname": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "Host label (lowercase letters, digits and `-`, 1–63 characters), e.g. `web-01`. Changing it replaces the reservation.",
+				PlanModifiers:       replace,
+				Validators: []validator.String{stringvalidator.RegexMatches(reIPRLabel,
+					"must be a DNS label: lowercase letters, digits and '-', 1–63 characters, not starting or ending with '-'")},
+			},
+			"dns_zone": schema.StringAttribute{
+				Required:            true,
+				MarkdownDescription: "DNS zone the name is made in, e.g. `sbx.example.internal` (lowercase, no trailing dot). Changing it replaces the reservation.",
+				PlanModifiers:       replace,
+				Validators: []validator.String{
+					stringvalidator.LengthAtMost(253),
+					stringvalidator.RegexMatches(reIPRFQDN, "must be a lowercase fully qualified DNS name without a trailing dot, such as sbx.example.internal"),
+				},
+			},
+			"dns_view": schema.StringAttribute{
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString("default"),
+				MarkdownDescription: "Infoblox DNS view. Defaults to `default`. Changing it replaces the reservation.",
+				PlanModifiers:       replace,
+				Validators:          []validator.String{stringvalidator.RegexMatches(reIPRName, "must be a view name: lowercase letters, digits, '_' and '-'")},
+			},
+			"mac": schema.StringAttribute{
+				Optional:            true,
+				MarkdownDescription: "MAC address of the host's address, lowercase and colon-separated (`00:50:56:aa:bb:cc`). Updated in place.",
+				Validators:          []validator.String{stringvalidator.RegexMatches(reIPRMAC, "must be a MAC address in lowercase colon form, such as 00:50:56:aa:bb:cc")},
+			},
+			"aliases": schema.ListAttribute{
+				Optional:            true,
+				ElementType:         types.StringType,
+				MarkdownDescription: "Extra DNS names (lowercase FQDNs, at most 20) for the host. Updated in place.",
+				Validators: []validator.List{
+					listvalidator.SizeAtMost(20),
+					listvalidator.UniqueValues(),
+					listvalidator.ValueStringsAre(
+						stringvalidator.LengthAtMost(253),
+						stringvalidator.RegexMatches(reIPRFQDN, "must be a lowercase fully qualified DNS name without a trailing dot"),
+					),
+				},
+			},
+			"comment": schema.StringAttribute{
+				Optional:            true,
+				MarkdownDescription: "Comment on the host record: printable text, at most 256 bytes. Updated in place.",
+				Validators: []validator.String{
+					stringvalidator.LengthAtMost(256),
+					stringvalidator.RegexMatches(reIPRText, "must be printable text"),
+				},
+			},
+			"change_ticket": schema.StringAttribute{
+				Optional: true,
+				MarkdownDescription: "Change ticket id (e.g. `CHG0012345`) for bundles that require one (`fedramp_prod_restricted`). " +
+					"Sent with every create, update and delete; changing it alone changes nothing downstream.",
+				Validators: []validator.String{stringvalidator.RegexMatches(reIPRTicket, "must be a change ticket id such as CHG0012345")},
+			},
+			"ip_address": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The IPv4 address Infoblox assigned.",
+				PlanModifiers:       keep,
+			},
+			"fqdn": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The host's DNS name, `hostname.dns_zone`.",
+				PlanModifiers:       keep,
+			},
+			"ref": schema.StringAttribute{
+				Computed:            true,
+				MarkdownDescription: "The Infoblox object reference of the host record.",
+				PlanModifiers:       keep,
+			},
+			"tags": schema.MapAttribute{
+				Computed:    true,
+				ElementType: types.StringType,
+				MarkdownDescription: "What the gateway recorded on the host record: `owner` (your Vault entity), `request_id`, " +
+					"`bundle` and `environment`.",
+				PlanModifiers: []planmodifier.Map{mapplanmodifier.UseStateForUnknown()},
+			},
+			"operation_id": schema.StringAttribute{
+				Computed: true,
+				MarkdownDescription: "The gateway operation that last changed the reservation (`GET /v1/operations/{id}`). " +
+					"Written to state even when waiting for it failed, so a timed-out create is tainted, not orphaned.",
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		},
+	}
+}
+
+func (r *IPReservationResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*ProviderData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected Provider Data",
+			fmt.Sprintf("Expected *provider.ProviderData, got %T. This is a bug in the provider; please report it.", req.ProviderData))
+		return
+	}
+	r.client = data.Client
+}
+
+// Create posts the reservation with a fresh idempotency key, writes the
+// operation id to state, then waits for the operation.
+//
+// If waiting fails after the gateway accepted the request (timeout, gateway
+// gone), the state written so far — operation_id, and id when known — is
+// returned with the error: Terraform records the resource as tainted, so
+// nothing is orphaned. Read completes such a state from the operation, and
+// Delete waits for it before deleting what it made.
+func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan IPReservationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, ipReservationCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	body := api.IPReservationRequest{
+		Network: plan.Network.ValueString(), Hostname: plan.Hostname.ValueString(), DNSZone: plan.DNSZone.ValueString(),
+		DNSView: plan.DNSView.ValueString(), MAC: plan.MAC.ValueString(), Comment: plan.Comment.ValueString(),
+		ChangeTicket: plan.ChangeTicket.ValueString(),
+	}
+	resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &body.Aliases, false)...)
+	key, err := gatewayclient.NewIdempotencyKey()
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot Create IP Reservation", err.Error())
+		return
+	}
+	keyJSON, _ := json.Marshal(key)
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateIdempotencyKey, keyJSON)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	attempted := fmt.Sprintf("create IP reservation %s.%s in %s (POST /v1/ip-reservations)", body.Hostname, body.DNSZone, body.Network)
+	op, err := r.postCreate(ctx, body, key)
+	if err != nil {
+		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		return
+	}
+	tflog.Info(ctx, "ip reservation accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID})
+
+	// From here on the gateway owns a request: state is never left empty.
+	plan.OperationID = types.StringValue(op.ID)
+	plan.nullUnknowns()
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+
+	op, err = r.client.WaitOperation(ctx, op)
+	if err != nil {
+		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "create", err))
+		return
+	}
+	if op.State != api.OperationSucceeded {
+		// The orchestrator compensates a failed create: nothing is left behind.
+		resp.State.RemoveResource(ctx)
+		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
+		return
+	}
+	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
+	plan.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// postCreate sends the create, and sends it again with the same key when
+// no answer came back (the gateway may have acted): the gateway replays the
+// original operation for a repeated key and body, so this never allocates twice.
+func (r *IPReservationResource) postCreate(ctx context.Context, body api.IPReservationRequest, key string) (*api.Operation, error) {
+	wait := gatewayclient.PollMin
+	for {
+		op, err := r.client.CreateIPReservation(ctx, body, key)
+		var pe *gatewayclient.ProblemError
+		if err == nil || errors.As(err, &pe) {
+			return op, err
+		}
+		tflog.Warn(ctx, "no answer to create; retrying with the same idempotency key", map[string]any{"error": err.Error()})
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, gatewayclient.PollMax)
+	}
+}
+
+func (r *IPReservationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state IPReservationResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if state.ID.IsNull() || state.ID.ValueString() == "" {
+		// A create that was accepted but not waited for to the end.
+		if !r.resolvePending(ctx, &state, &resp.Diagnostics) {
+			if !resp.Diagnostics.HasError() {
+				resp.State.RemoveResource(ctx)
+			}
+			return
+		}
+		if state.ID.IsNull() { // still running: keep the tainted state as it is
+			resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+			return
+		}
+	}
+	res, err := r.client.IPReservation(ctx, state.ID.ValueString())
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		tflog.Warn(ctx, "ip reservation gone; removing it from state", map[string]any{"id": state.ID.ValueString()})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(gatewayDiagnostic(fmt.Sprintf("read IP reservation %s (GET /v1/ip-reservations/%s)", state.ID.ValueString(), state.ID.ValueString()), err))
+		return
+	}
+	var spec api.IPReservationRequest
+	if err := json.Unmarshal(res.Spec, &spec); err != nil {
+		resp.Diagnostics.AddError("Unreadable IP Reservation",
+			fmt.Sprintf("The gateway's record of %s has a spec the provider cannot read: %v. This is a bug; please report it.", res.ID, err))
+		return
+	}
+	state.ID = types.StringValue(res.ID)
+	// The gateway's spec is the create request with updates laid over it;
+	// should a field be missing, keep what state knows, and on import fall
+	// back to the name Infoblox holds.
+	host, zone, _ := strings.Cut(stringAttr(res.Attributes, "fqdn"), ".")
+	state.Network = specOrState(spec.Network, state.Network, "")
+	state.Hostname = specOrState(spec.Hostname, state.Hostname, host)
+	state.DNSZone = specOrState(spec.DNSZone, state.DNSZone, zone)
+	state.DNSView = types.StringValue(firstNonEmpty(stringAttr(res.Attributes, "dns_view"), spec.DNSView, "default"))
+	if res.OperationID != "" {
+		state.OperationID = types.StringValue(res.OperationID)
+	}
+	resp.Diagnostics.Append(state.applyAttributes(ctx, res.Attributes)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// resolvePending completes a state whose create was accepted but not seen
+// to the end. It returns false when nothing exists (the create failed), and
+// leaves state.ID null while the operation is still running.
+func (r *IPReservationResource) resolvePending(ctx context.Context, state *IPReservationResourceModel, diags *diag.Diagnostics) bool {
+	if state.OperationID.IsNull() || state.OperationID.ValueString() == "" {
+		return false
+	}
+	op, err := r.client.Operation(ctx, state.OperationID.ValueString())
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		return false
+	}
+	if err != nil {
+		diags.Append(gatewayDiagnostic("read operation "+state.OperationID.ValueString(), err))
+		return false
+	}
+	switch op.State {
+	case api.OperationSucceeded:
+		state.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
+		return true
+	case api.OperationFailed, api.OperationCancelled:
+		return false
+	}
+	return true
+}
+
+func (r *IPReservationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state IPReservationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, ipReservationUpdateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	u := api.IPReservationUpdate{ChangeTicket: plan.ChangeTicket.ValueString()}
+	if !plan.MAC.Equal(state.MAC) {
+		u.MAC = plan.MAC.ValueStringPointer()
+		if u.MAC == nil {
+			u.MAC = new(string)
+		}
+	}
+	if !plan.Comment.Equal(state.Comment) {
+		u.Comment = plan.Comment.ValueStringPointer()
+		if u.Comment == nil {
+			u.Comment = new(string)
+		}
+	}
+	if !plan.Aliases.Equal(state.Aliases) {
+		aliases := []string{}
+		resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &aliases, false)...)
+		u.Aliases = &aliases
+	}
+	plan.ID = state.ID
+	plan.OperationID = state.OperationID
+	if u.MAC == nil && u.Comment == nil && u.Aliases == nil {
+		// Only change_ticket or timeouts changed: nothing to send downstream.
+		resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+		return
+	}
+	id := state.ID.ValueString()
+	attempted := fmt.Sprintf("update IP reservation %s (PATCH /v1/ip-reservations/%s)", id, id)
+	key, err := gatewayclient.NewIdempotencyKey()
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot Update IP Reservation", err.Error())
+		return
+	}
+	op, err := r.client.UpdateIPReservation(ctx, id, u, key)
+	if err != nil {
+		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		return
+	}
+	tflog.Info(ctx, "ip reservation update accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
+	op, err = r.client.WaitOperation(ctx, op)
+	if err != nil {
+		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "update", err))
+		return
+	}
+	if op.State != api.OperationSucceeded {
+		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
+		return
+	}
+	plan.OperationID = types.StringValue(op.ID)
+	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *IPReservationResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state IPReservationResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, ipReservationDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	if state.ID.IsNull() || state.ID.ValueString() == "" {
+		// A tainted, half-seen create: wait for it, then delete what it made.
+		if state.OperationID.IsNull() {
+			return
+		}
+		op, err := r.client.WaitOperation(ctx, &api.Operation{ID: state.OperationID.ValueString(), State: api.OperationPending})
+		if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+			return
+		}
+		if err != nil {
+			resp.Diagnostics.Append(waitDiagnostic("finish the create before deleting it", op, timeout, "delete", err))
+			return
+		}
+		if op.State != api.OperationSucceeded {
+			return // a failed create left nothing behind
+		}
+		state.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
+	}
+	id := state.ID.ValueString()
+	attempted := fmt.Sprintf("delete IP reservation %s (DELETE /v1/ip-reservations/%s)", id, id)
+	key, err := gatewayclient.NewIdempotencyKey()
+	if err != nil {
+		resp.Diagnostics.AddError("Cannot Delete IP Reservation", err.Error())
+		return
+	}
+	op, err := r.client.DeleteIPReservation(ctx, id, state.ChangeTicket.ValueString(), key)
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		tflog.Info(ctx, "ip reservation already gone", map[string]any{"id": id})
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		return
+	}
+	tflog.Info(ctx, "ip reservation delete accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
+	op, err = r.client.WaitOperation(ctx, op)
+	if err != nil {
+		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "delete", err))
+		return
+	}
+	if op.State != api.OperationSucceeded {
+		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
+	}
+}
+
+func (r *IPReservationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resource.ImportStatePassthroughID(ctx, path.Root("id"), req, resp)
+}
+
+// nullUnknowns makes the server-assigned values null, for the state written
+// before the operation's outcome is known.
+func (m *IPReservationResourceModel) nullUnknowns() {
+	for _, s := range []*types.String{&m.ID, &m.IPAddress, &m.FQDN, &m.Ref, &m.OperationID} {
+		if s.IsUnknown() {
+			*s = types.StringNull()
+		}
+	}
+	if m.Tags.IsUnknown() {
+		m.Tags = types.MapNull(types.StringType)
+	}
+}
+
+// applyAttributes copies what the downstream assigned (an operation result
+// or a resource's attributes) into m. Optional inputs the server reports
+// empty stay null when they were null, so an unset mac or comment never diffs.
+func (m *IPReservationResourceModel) applyAttributes(ctx context.Context, attrs map[string]any) diag.Diagnostics {
+	var diags diag.Diagnostics
+	m.IPAddress = types.StringValue(stringAttr(attrs, "ip_address"))
+	m.FQDN = types.StringValue(stringAttr(attrs, "fqdn"))
+	m.Ref = types.StringValue(stringAttr(attrs, "ref"))
+	if v := stringAttr(attrs, "dns_view"); v != "" {
+		m.DNSView = types.StringValue(v)
+	}
+	m.MAC = optionalString(m.MAC, stringAttr(attrs, "mac"))
+	m.Comment = optionalString(m.Comment, stringAttr(attrs, "comment"))
+
+	var aliases []string
+	if raw, ok := attrs["aliases"].([]any); ok {
+		for _, a := range raw {
+			if s, ok := a.(string); ok {
+				aliases = append(aliases, s)
+			}
+		}
+	}
+	if len(aliases) == 0 && (m.Aliases.IsNull() || m.Aliases.IsUnknown()) {
+		m.Aliases = types.ListNull(types.StringType)
+	} else {
+		v, d := types.ListValueFrom(ctx, types.StringType, nonNilStrings(aliases))
+		diags.Append(d...)
+		m.Aliases = v
+	}
+
+	tags := map[string]string{}
+	if raw, ok := attrs["tags"].(map[string]any); ok {
+		for _, k := range []string{"owner", "request_id", "bundle", "environment"} {
+			if s, ok := raw[k].(string); ok {
+				tags[k] = s
+			}
+		}
+	}
+	v, d := types.MapValueFrom(ctx, types.StringType, tags)
+	diags.Append(d...)
+	m.Tags = v
+	return diags
+}
+
+// specOrState picks the recorded request's value, else the prior state's,
+// else fallback (null when empty).
+func specOrState(spec string, prior types.String, fallback string) types.String {
+	switch {
+	case spec != "":
+		return types.StringValue(spec)
+	case !prior.IsNull() && !prior.IsUnknown():
+		return prior
+	case fallback != "":
+		return types.StringValue(fallback)
+	}
+	return types.StringNull()
+}
+
+func optionalString(prior types.String, got string) types.String {
+	if got == "" && (prior.IsNull() || prior.IsUnknown()) {
+		return types.StringNull()
+	}
+	return types.StringValue(got)
+}
+
+func nonNilStrings(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+func stringAttr(attrs map[string]any, key string) string {
+	s, _ := attrs[key].(string)
+	return s
+}
+
+// operationDiagnostic reports an operation that ended without succeeding.
+func operationDiagnostic(attempted string, op *api.Operation) diag.Diagnostic {
+	var b strings.Builder
+	fmt.Fprintf(&b, "While trying to %s, gateway operation %s ended %s after %d attempt(s)", attempted, op.ID, op.State, op.Attempts)
+	if op.Error != "" {
+		fmt.Fprintf(&b, ":\n\n%s", op.Error)
+	}
+	if op.RequestID != "" {
+		fmt.Fprintf(&b, "\n\nRequest id: %s", op.RequestID)
+	}
+	b.WriteString("\n\nThe gateway undoes a failed operation, so nothing was left half-made. Fix the cause above and apply again; " +
+		"quote the request id to your platform team if it is not clear.")
+	return diag.NewErrorDiagnostic("IP Reservation Operation "+titleCase(op.State), b.String())
+}
+
+// waitDiagnostic reports that waiting for an accepted operation did not end.
+func waitDiagnostic(attempted string, op *api.Operation, timeout time.Duration, action string, err error) diag.Diagnostic {
+	id, st := "", "unknown"
+	if op != nil {
+		id, st = op.ID, op.State
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return diag.NewErrorDiagnostic("Timed Out Waiting for IP Reservation",
+			fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s, but it was still %s after %s.\n\n"+
+				"The operation id is saved in state: Terraform keeps the reservation (tainted, for a create) and the next plan "+
+				"picks up the operation's outcome. Raise `timeouts.%s` if the gateway is busy, or check the operation with "+
+				"GET /v1/operations/%s.", attempted, id, st, timeout, action, id))
+	}
+	return diag.NewErrorDiagnostic("Lost Track of IP Reservation Operation",
+		fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s (last seen %s), but polling it failed:\n\n%v\n\n"+
+			"The operation id is saved in state; the next plan picks up its outcome.", attempted, id, st, err))
+}
+
+// networkValidator accepts a canonical CIDR or a network name, like the gateway.
+type networkValidator struct{}
+
+func (networkValidator) Description(context.Context) string {
+	return "a CIDR in canonical form (10.10.0.0/24) or a network name"
+}
+
+func (v networkValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (networkValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	s := req.ConfigValue.ValueString()
+	if !strings.Contains(s, "/") {
+		if !reIPRName.MatchString(s) {
+			resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network",
+				fmt.Sprintf("%q is neither a CIDR nor a network name (lowercase letters, digits, '_' and '-'). "+
+					"Use a CIDR such as 10.10.0.0/24 or a network your bundle declares (see data.sas_catalog).", s))
+		}
+		return
+	}
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network", fmt.Sprintf("%q is not a CIDR: %v.", s, err))
+		return
+	}
+	if !ip.Equal(n.IP) {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network",
+			fmt.Sprintf("%q is not a network address; did you mean %s?", s, n.String()))
+	}
+}
+
+// ModifyPlan asks the gateway, at plan time, whether the bound policy
+// bundle would allow the planned create or update, and reports each
+// violation on the attribute it names. Values not known until apply skip
+// the check (apply is still decided by the gateway).
+func (r *IPReservationResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if r.client == nil || req.Plan.Raw.IsNull() {
+		return // provider not configured yet, or a destroy
+	}
+	var plan IPReservationResourceModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	for _, v := range []attr.Value{plan.Network, plan.Hostname, plan.DNSZone, plan.DNSView, plan.MAC, plan.Comment, plan.ChangeTicket, plan.Aliases} {
+		if v.IsUnknown() {
+			return
+		}
+	}
+	var aliases []string
+	resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &aliases, false)...)
+	if req.State.Raw.IsNull() {
+		body, err := api.AsMap(api.IPReservationRequest{
+			Network: plan.Network.ValueString(), Hostname: plan.Hostname.ValueString(), DNSZone: plan.DNSZone.ValueString(),
+			DNSView: plan.DNSView.ValueString(), MAC: plan.MAC.ValueString(), Comment: plan.Comment.ValueString(),
+			Aliases: aliases, ChangeTicket: plan.ChangeTicket.ValueString(),
+		})
+		if err != nil {
+			resp.Diagnostics.AddError("Cannot Check Policy", err.Error())
+			return
+		}
+		checkPolicyAtPlan(ctx, r.client, api.KindIPReservation, api.ActionCreate, "", body, &resp.Diagnostics)
+		return
+	}
+	var state IPReservationResourceModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || state.ID.ValueString() == "" {
+		return
+	}
+	if plan.MAC.Equal(state.MAC) && plan.Comment.Equal(state.Comment) && plan.Aliases.Equal(state.Aliases) {
+		return // nothing the gateway would be asked to change
+	}
+	body := map[string]any{"comment": plan.Comment.ValueString(), "mac": plan.MAC.ValueString(), "aliases": nonNil(aliases)}
+	if t := plan.ChangeTicket.ValueString(); t != "" {
+		body["change_ticket"] = t
+	}
+	checkPolicyAtPlan(ctx, r.client, api.KindIPReservation, api.ActionUpdate, state.ID.ValueString(), body, &resp.Diagnostics)
+}
