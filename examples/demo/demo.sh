@@ -46,7 +46,7 @@ echo "==> curl $SAS_ADDR/v1/sys/health"
 curl -fsS "$SAS_ADDR/v1/sys/health"; echo
 
 echo "==> terraform apply (Terraform $("$bin/terraform" version | head -n1))"
-"$bin/terraform" -chdir="$work/tf" apply -auto-approve -input=false -compact-warnings 2>&1 | grep -v "Provider development overrides" || true
+"$bin/terraform" -chdir="$work/tf" apply -auto-approve -input=false -compact-warnings -no-color 2>&1 | grep -v "Provider development overrides" || true
 "$bin/terraform" -chdir="$work/tf" output -json >"$work/outputs.json"
 owner=$("$bin/terraform" -chdir="$work/tf" output -raw owner)
 [ "$owner" = "demo-user" ] || { echo "demo failed: owner is '$owner', want demo-user" >&2; exit 1; }
@@ -57,29 +57,20 @@ if VAULT_TOKEN=$SAS_DEV_VAULT_ROOT_TOKEN "$bin/terraform" -chdir="$work/tf" plan
 fi
 sed -n "/Error:/,/Request id/p" "$work/root-plan.log"
 
-echo "==> an IP reservation through the gateway: policy, audit, a Vault sub-token, the Infoblox simulator"
-hdr=(-H "X-Vault-Token: $VAULT_TOKEN" -H "X-Sas-Policy-Bundle: $SAS_POLICY_BUNDLE" -H "X-Sas-Environment: $SAS_ENVIRONMENT")
-op=$(curl -fsS "${hdr[@]}" -H "Idempotency-Key: demo-1" -X POST "$SAS_ADDR/v1/ip-reservations" \
-  -d '{"network":"sbx-app","hostname":"demo-web","dns_zone":"sbx.example.internal","comment":"make demo"}')
-op_id=$(printf '%s' "$op" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
-state=
-for _ in $(seq 1 100); do
-  op=$(curl -fsS "${hdr[@]}" "$SAS_ADDR/v1/operations/$op_id")
-  state=$(printf '%s' "$op" | sed -n 's/.*"state":"\([^"]*\)".*/\1/p')
-  case $state in succeeded|failed|cancelled) break ;; esac
-  sleep 0.1
-done
-echo "    operation $op_id: $state"
-[ "$state" = succeeded ] || { echo "demo failed: $op" >&2; exit 1; }
-ip=$(printf '%s' "$op" | sed -n 's/.*"ip_address":"\([^"]*\)".*/\1/p')
-echo "    demo-web.sbx.example.internal -> $ip (tagged owner=$owner in Infoblox)"
+echo "==> the reservation exists in Infoblox (simulator at $SAS_DEV_INFOBLOX_URL), tagged"
+ip=$("$bin/terraform" -chdir="$work/tf" output -raw ip_address)
+"$bin/terraform" -chdir="$work/tf" output tags
 
-echo "==> a prod network under the sandbox bundle is denied, with the reason"
-curl -sS "${hdr[@]}" -X POST "$SAS_ADDR/v1/decisions" \
-  -d '{"kind":"ip_reservation","action":"create","request":{"network":"10.30.0.0/24","hostname":"x","dns_zone":"prod.example.internal"}}'
-echo
+echo "==> a prod network under the sandbox bundle is denied at plan, on the attribute"
+if "$bin/terraform" -chdir="$work/tf" plan -input=false -no-color -var network=10.30.0.0/24 >"$work/deny-plan.log" 2>&1; then
+  echo "demo failed: the prod network was allowed" >&2; exit 1
+fi
+sed -n "/Error:/,/Decision/p" "$work/deny-plan.log"
+
+echo "==> terraform destroy"
+"$bin/terraform" -chdir="$work/tf" destroy -auto-approve -input=false -no-color 2>&1 | tail -n 1
 
 echo "==> the audit chain verifies"
 "$bin/sas-server" audit verify --data-dir "$work/stack"
 
-echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', and provisioned $ip"
+echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', provisioned and released $ip"
