@@ -90,7 +90,7 @@ func TestRefusedTokens(t *testing.T) {
 		{"missing", http.Header{}, 401, api.ProblemTokenMissing, "carries no Vault token"},
 		{"malformed", vaultToken("hvs.abc\"def"), 401, api.ProblemTokenMalformed, "character"},
 		{"too long", vaultToken(strings.Repeat("a", 600)), 401, api.ProblemTokenMalformed, "bytes long"},
-		{"unknown", vaultToken("hvs.CAESIDoesNotExist0000000000000000000"), 401, api.ProblemTokenInvalid, "does not know this token"},
+		{"unknown", vaultToken("hvs.CAES-does-not-exist"), 401, api.ProblemTokenInvalid, "does not know this token"},
 		{"root", vaultToken(env.RootToken()), 403, api.ProblemTokenRoot, "root token"},
 		{"768h", vaultToken(env.OverlongToken(t, sbx)), 403, api.ProblemTokenTooLong, "ceiling of 8h0m0s"},
 		{"expired", vaultToken(env.ExpiredToken(t, sbx)), 401, api.ProblemTokenInvalid, "expired"},
