@@ -157,32 +157,28 @@ func writeFileAtomic(path string, data []byte) error {
 
 // objects returns the objects of one type in creation order.
 func (st *store) objects(objtype string) []object {
-	var out []object
 	switch objtype {
 	case "networkview":
-		for _, v := range ordered(st.netViews) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.netViews))
 	case "view":
-		for _, v := range ordered(st.views) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.views))
 	case "network":
-		for _, v := range ordered(st.networks) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.networks))
 	case "fixedaddress":
-		for _, v := range ordered(st.fixed) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.fixed))
 	case "record:host":
-		for _, v := range ordered(st.hosts) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.hosts))
 	case "extensibleattributedef":
-		for _, v := range ordered(st.eaDefs) {
-			out = append(out, v)
-		}
+		return asObjects(ordered(st.eaDefs))
+	}
+	return nil
+}
+
+// asObjects widens a typed slice to the object interface.
+func asObjects[V object](vs []V) []object {
+	out := make([]object, len(vs))
+	for i, v := range vs {
+		out[i] = v
 	}
 	return out
 }
