@@ -3,24 +3,35 @@ package provider
 import (
 	"context"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/gatewayclient"
 )
 
-// tflogAdapter lets the gateway client's retry logging reach tflog, where
-// the token is masked (see Configure).
-type tflogAdapter struct{ ctx context.Context }
-
-func fields(kv []any) map[string]any {
-	m := make(map[string]any, len(kv)/2)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if k, ok := kv[i].(string); ok {
-			m[k] = kv[i+1]
+// gatewayLog sends the gateway client's request events to tflog in the
+// context of the RPC that made the request, with the token masked there.
+//
+// Why per call: tflog's masking rewrites the field map of the context it
+// logs with. A context kept from ConfigureProvider is shared by every
+// concurrent RPC, and masking into it crashed the provider with
+// "concurrent map writes" at ordinary parallelism. MaskAllFieldValuesStrings
+// copies the logger options into a fresh context, so each call masks its own.
+func gatewayLog(token string) gatewayclient.LogFunc {
+	return func(ctx context.Context, level hclog.Level, msg string, fields map[string]any) {
+		ctx = tflog.MaskFieldValuesWithFieldKeys(ctx, "token")
+		if token != "" {
+			ctx = tflog.MaskAllFieldValuesStrings(ctx, token)
+		}
+		switch level {
+		case hclog.Error:
+			tflog.Error(ctx, msg, fields)
+		case hclog.Warn:
+			tflog.Warn(ctx, msg, fields)
+		case hclog.Info:
+			tflog.Info(ctx, msg, fields)
+		default:
+			tflog.Debug(ctx, msg, fields)
 		}
 	}
-	return m
 }
-
-func (a tflogAdapter) Error(msg string, kv ...any) { tflog.Error(a.ctx, msg, fields(kv)) }
-func (a tflogAdapter) Info(msg string, kv ...any)  { tflog.Info(a.ctx, msg, fields(kv)) }
-func (a tflogAdapter) Debug(msg string, kv ...any) { tflog.Debug(a.ctx, msg, fields(kv)) }
-func (a tflogAdapter) Warn(msg string, kv ...any)  { tflog.Warn(a.ctx, msg, fields(kv)) }

@@ -140,7 +140,7 @@ func (p *SasProvider) Configure(ctx context.Context, req provider.ConfigureReque
 		Environment:  firstNonEmpty(cfg.Environment.ValueString(), os.Getenv("SAS_ENVIRONMENT")),
 		CACertFile:   cfg.CACertFile.ValueString(),
 		UserAgent:    "terraform-provider-sas/" + p.version,
-		Logger:       tflogAdapter{ctx: ctx},
+		Log:          gatewayLog(token),
 	})
 	if err != nil {
 		attr := "address"

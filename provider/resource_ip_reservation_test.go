@@ -20,6 +20,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
 const sbxBundle = "fedramp_sbx_default"
@@ -331,5 +332,82 @@ resource "sas_ip_reservation" "prod" {
 	})
 	if n := len(sim.Hosts()); n != 0 {
 		t.Fatalf("a denied plan left %d hosts", n)
+	}
+}
+
+// Many reservations at Terraform's default parallelism (10), applied again
+// and again — create, update every one in place, shrink, grow — in one
+// provider process. Under -race (make test) any state the concurrent RPCs
+// share without a lock fails the test; without -race such sharing crashed
+// the provider ("concurrent map writes" in the logging path) every few
+// applies and orphaned the reservations in flight.
+func TestAccIPReservation_parallel(t *testing.T) {
+	sim := env.StartInfoblox(t)
+	gw := env.StartGateway(t, func(c *server.Config) { c.WorkersPerKind = 10 })
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "acc-parallel", Bundles: []string{sbxBundle}})
+	config := func(n int, comment string) string {
+		return providerConfig(gw.URL, tok) + fmt.Sprintf(`
+resource "sas_ip_reservation" "p" {
+  count    = %[1]d
+  network  = count.index %% 2 == 0 ? "sbx-app" : "sbx-data"
+  hostname = format("par-%%03d", count.index)
+  dns_zone = "sbx.example.internal"
+  comment  = %[2]q
+}
+`, n, comment)
+	}
+	step := func(n int, comment string, action plancheck.ResourceActionType) resource.TestStep {
+		return resource.TestStep{
+			Config: config(n, comment),
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("sas_ip_reservation.p[0]", action),
+			}},
+			Check: resource.ComposeAggregateTestCheckFunc(
+				checkStateHoldsNo(tok),
+				checkSimulatorHolds(sim, n, comment),
+			),
+		}
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkSimulatorHoldsNoHosts(sim),
+		Steps: []resource.TestStep{
+			step(60, "first", plancheck.ResourceActionCreate),
+			step(60, "second", plancheck.ResourceActionUpdate),
+			step(30, "third", plancheck.ResourceActionUpdate),
+			step(60, "fourth", plancheck.ResourceActionUpdate),
+		},
+	})
+}
+
+// checkSimulatorHolds checks Infoblox holds exactly n par-NNN hosts, each
+// once, each with its own address and the comment.
+func checkSimulatorHolds(sim *siminfoblox.Server, n int, comment string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		names, ips := map[string]bool{}, map[string]string{}
+		for _, h := range sim.Hosts() {
+			if names[h.Name] {
+				return fmt.Errorf("Infoblox holds %s twice", h.Name)
+			}
+			names[h.Name] = true
+			if h.Comment != comment {
+				return fmt.Errorf("host %s: comment %q, want %q", h.Name, h.Comment, comment)
+			}
+			for _, ip := range h.IPv4Addrs {
+				if other, dup := ips[ip]; dup {
+					return fmt.Errorf("%s and %s both hold %s", other, h.Name, ip)
+				}
+				ips[ip] = h.Name
+			}
+		}
+		for i := 0; i < n; i++ {
+			if fqdn := fmt.Sprintf("par-%03d.sbx.example.internal", i); !names[fqdn] {
+				return fmt.Errorf("Infoblox holds no %s", fqdn)
+			}
+		}
+		if len(names) != n {
+			return fmt.Errorf("Infoblox holds %d hosts, want %d", len(names), n)
+		}
+		return nil
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
@@ -35,9 +36,15 @@ type Config struct {
 	UserAgent    string
 	RetryMax     int           // default 4
 	RetryWaitMax time.Duration // default 30s
-	// Logger receives retry events; it must not log headers.
-	Logger retryablehttp.LeveledLogger
+	// Log receives request events with the request's own context; nil
+	// drops them. Events carry method, path, attempt and status, never headers.
+	Log LogFunc
 }
+
+// LogFunc receives one client event in the context of the request it
+// belongs to, so a caller serving many requests at once (a Terraform
+// provider) logs each into its own request and shares no logger state.
+type LogFunc func(ctx context.Context, level hclog.Level, msg string, fields map[string]any)
 
 // Client talks to one gateway as one caller.
 type Client struct {
@@ -79,7 +86,23 @@ func New(cfg Config) (*Client, error) {
 	}
 	rc.CheckRetry = checkRetry
 	rc.ErrorHandler = retryablehttp.PassthroughErrorHandler
-	rc.Logger = cfg.Logger
+	// retryablehttp's own logger has no request context; the hooks have
+	// the request, and with it the context of whoever sent it.
+	rc.Logger = nil
+	if log := cfg.Log; log != nil {
+		rc.RequestLogHook = func(_ retryablehttp.Logger, req *http.Request, attempt int) {
+			fields := map[string]any{"method": req.Method, "path": req.URL.Path, "attempt": attempt + 1}
+			if attempt > 0 {
+				log(req.Context(), hclog.Warn, "retrying gateway request", fields)
+				return
+			}
+			log(req.Context(), hclog.Debug, "gateway request", fields)
+		}
+		rc.ResponseLogHook = func(_ retryablehttp.Logger, resp *http.Response) {
+			log(resp.Request.Context(), hclog.Debug, "gateway response", map[string]any{"method": resp.Request.Method,
+				"path": resp.Request.URL.Path, "status": resp.StatusCode, "request_id": resp.Header.Get(api.HeaderRequestID)})
+		}
+	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "sas-gatewayclient"
 	}
