@@ -43,6 +43,10 @@ func nextStep(problemType string) string {
 			"token bound to a sas-bundle-<name> policy, and give it to the provider through `token`, `token_file` or VAULT_TOKEN."
 	case api.ProblemTokenMalformed:
 		return "Check the token for stray whitespace, quotes or a newline."
+	case api.ProblemNaturalKeyConflict:
+		return "sas never makes a second object under a name that is taken, and adopts one only for its own owner, bundle, " +
+			"environment and spec. To manage the existing object from this configuration, import it with `terraform import` and " +
+			"the id above; otherwise choose another name."
 	case api.ProblemUnavailable:
 		return "The gateway refused to act without its dependencies; nothing was changed. Retry once they are back."
 	}

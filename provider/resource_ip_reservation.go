@@ -254,11 +254,19 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 	}
 	attempted := fmt.Sprintf("create IP reservation %s.%s in %s (POST /v1/ip-reservations)", body.Hostname, body.DNSZone, body.Network)
 	op, err := r.postCreate(ctx, body, key)
+	if gatewayclient.IsProblem(err, api.ProblemNaturalKeyConflict) {
+		d := gatewayDiagnostic(attempted, err)
+		resp.Diagnostics.AddAttributeError(path.Root("hostname"), d.Summary(), d.Detail())
+		return
+	}
 	if err != nil {
 		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
 		return
 	}
-	tflog.Info(ctx, "ip reservation accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID})
+	// An adopted reservation (this configuration made it before a crash
+	// lost it from state) comes back as an operation already succeeded.
+	tflog.Info(ctx, "ip reservation accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID,
+		"adopted": op.Result["adopted"] == true})
 
 	// From here on the gateway owns a request: state is never left empty.
 	plan.OperationID = types.StringValue(op.ID)

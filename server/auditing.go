@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
@@ -86,12 +87,43 @@ func (g *Gateway) commitAudit(r *http.Request, status int, outcome string) error
 	if ev.rec.Outcome == "" {
 		ev.rec.Outcome = http.StatusText(status)
 	}
-	if _, err := g.audit.Append(r.Context(), ev.rec); err != nil {
+	// Detached: a client that hangs up must not cancel the record of what
+	// it asked for (as Vault's audit broker builds its own context).
+	ctx, cancel := detached(r.Context())
+	defer cancel()
+	if _, err := g.audit.Append(ctx, ev.rec); err != nil {
 		g.metrics.auditFailure.Inc()
 		g.cfg.Logger.Error("audit write failed; request refused", "request_id", ev.rec.RequestID, "error", err)
 		ev.err = err
 	}
 	return ev.err
+}
+
+// auditWriteTimeout bounds writes detached from their request.
+const auditWriteTimeout = 15 * time.Second
+
+// detached is ctx's values without its cancellation, bounded by
+// auditWriteTimeout: for the writes a request's allow commits it to.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+}
+
+// auditFollowUp appends one more record for a request already audited:
+// what became of it after its allow (stored by a concurrent request, or
+// not stored at all). The chain then never holds an allow with no ending.
+func (g *Gateway) auditFollowUp(ctx context.Context, r *http.Request, status int, outcome string) {
+	ev := auditFrom(r.Context())
+	if ev == nil {
+		return
+	}
+	ev.mu.Lock()
+	rec := ev.rec
+	ev.mu.Unlock()
+	rec.StatusCode, rec.Outcome = status, outcome
+	if _, err := g.audit.Append(ctx, rec); err != nil {
+		g.metrics.auditFailure.Inc()
+		g.cfg.Logger.Error("audit follow-up write failed", "request_id", rec.RequestID, "outcome", outcome, "error", err)
+	}
 }
 
 // auditUnavailable is the answer when the audit record could not be written.

@@ -226,6 +226,9 @@ func (g *Gateway) Close() error {
 // Store is the gateway's database (for operators' tools and tests).
 func (g *Gateway) Store() *store.Store { return g.store }
 
+// DataDir is the gateway's data directory (audit keys; the SQLite store).
+func (g *Gateway) DataDir() string { return g.cfg.DataDir }
+
 // AuditChain is the gateway's audit chain (for operators' tools and tests).
 func (g *Gateway) AuditChain() *audit.AuditChain { return g.audit }
 

@@ -58,9 +58,16 @@ func openAPI(routes []route) map[string]any {
 		} else {
 			responses[itoa(rt.status)] = map[string]any{"description": okDesc}
 		}
+		if rt.action == api.ActionCreate && rt.response != nil {
+			// A create of an object that exists for the same owner, context and spec adopts it.
+			responses["200"] = map[string]any{"description": "OK: the object already existed for this caller, bundle, environment and spec; " +
+				"the operation recording its adoption has already succeeded (result.adopted = true)",
+				"content": map[string]any{"application/json": map[string]any{"schema": schemaRef(reflect.TypeOf(rt.response), schemas)}}}
+		}
 		problem := map[string]any{"description": "A problem (RFC 9457)",
 			"content": map[string]any{api.ProblemContentType: map[string]any{"schema": schemaRef(reflect.TypeOf(api.Problem{}), schemas)}}}
 		responses["default"] = problem
+		op["responses"] = responses
 		if paths[rt.path] == nil {
 			paths[rt.path] = map[string]any{}
 		}

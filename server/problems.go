@@ -21,6 +21,7 @@ func problemFor(err error) api.Problem {
 	var invalid *api.InvalidRequestError
 	var maxBytes *http.MaxBytesError
 	var conflict *operations.IdempotencyConflictError
+	var exists *operations.ConflictError
 	switch {
 	case errors.As(err, &refusal):
 		return refusal.Problem()
@@ -33,6 +34,9 @@ func problemFor(err error) api.Problem {
 	case errors.As(err, &conflict):
 		return api.Problem{Type: api.ProblemIdempotency, Title: "Idempotency key reused", Status: http.StatusConflict,
 			Detail: conflict.Error() + "; use a new key for a new request"}
+	case errors.As(err, &exists):
+		return api.Problem{Type: api.ProblemNaturalKeyConflict, Title: "Already exists", Status: http.StatusConflict,
+			Detail: exists.Error() + ". Nothing was done."}
 	case errors.Is(err, operations.ErrNotFound):
 		return api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound, Detail: "no such operation for this caller"}
 	case errors.As(err, &unavailable):

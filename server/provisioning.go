@@ -219,34 +219,74 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 		n := operations.New{Kind: kind, Action: action, TargetID: targetID, OwnerEntityID: c.EntityID, Owner: c.Owner,
 			Bundle: bb.info.Name, Environment: bb.environment, RequestID: requestIDFrom(r.Context()),
 			DecisionID: ev.decision.DecisionID, IdempotencyKey: key, Request: canonical}
-		// A replayed key answers from the book before anything is audited as new.
-		if prior, err := g.ops.Replay(r.Context(), n); err != nil {
+		if obj, ok := ev.request.(api.NaturalKeyed); ok && action == api.ActionCreate {
+			n.Object = obj
+		}
+		// What the request will get is decided, and audited, before anything
+		// is stored: a replayed key or a create of an object already being
+		// made answers from the book with no side effect at all.
+		want, err := g.ops.Resolve(r.Context(), n)
+		if err != nil {
 			writeError(w, r, err)
 			return
-		} else if prior != nil {
-			note(r, func(rec *audit.Record) { rec.Outcome, rec.TargetID = "idempotent replay of "+prior.ID, prior.ID })
-			writeJSON(w, http.StatusAccepted, prior)
+		}
+		switch want.Outcome {
+		case operations.Replayed, operations.Joined:
+			note(r, func(rec *audit.Record) { rec.Outcome, rec.TargetID = outcomeText(want.Outcome, want.Operation.ID), want.Operation.ID })
+			writeJSON(w, http.StatusAccepted, want.Operation)
 			return
 		}
+		outcome := "accepted"
+		if want.Outcome == operations.Adopted {
+			outcome = outcomeText(operations.Adopted, want.Resource.ID)
+		}
 		// Boundary ⑤ before ③: the record is durable before the operation exists.
-		if err := g.commitAudit(r, http.StatusAccepted, "accepted"); err != nil {
+		if err := g.commitAudit(r, http.StatusAccepted, outcome); err != nil {
 			writeProblemTo(w, r, auditUnavailable())
 			return
 		}
-		op, _, err := g.ops.Create(r.Context(), n)
+		// From here the request is audited as allowed: it completes even if
+		// the client hangs up, and if it cannot, that is audited too.
+		ctx, cancel := detached(r.Context())
+		defer cancel()
+		op, got, err := g.ops.Create(ctx, n)
 		if err != nil {
 			g.cfg.Logger.Error("operation not stored after an allow was audited", "request_id", n.RequestID, "error", err)
+			g.auditFollowUp(ctx, r, problemFor(err).Status, "operation not stored: "+truncate(err.Error(), 300))
 			writeError(w, r, err)
 			return
 		}
-		// The operation is durable; if the queue refuses it now, the
-		// stalled-operation sweep and start-up recovery enqueue it later.
-		if err := g.orch.Enqueue(r.Context(), op); err != nil {
-			g.cfg.Logger.Warn("enqueue failed; the sweep will retry", "operation_id", op.ID, "error", err)
+		if got != want.Outcome {
+			// A concurrent request (this replica or another) got there first.
+			g.auditFollowUp(ctx, r, http.StatusAccepted, outcomeText(got, op.ID))
+		}
+		if got == operations.Adopted {
+			writeJSON(w, http.StatusOK, op)
+			return
+		}
+		if got == operations.Created {
+			// The operation is durable; if the queue refuses it now, the
+			// stalled-operation sweep and start-up recovery enqueue it later.
+			if err := g.orch.Enqueue(ctx, op); err != nil {
+				g.cfg.Logger.Warn("enqueue failed; the sweep will retry", "operation_id", op.ID, "error", err)
+			}
 		}
 		w.Header().Set("Location", "/v1/operations/"+op.ID)
 		writeJSON(w, http.StatusAccepted, op)
 	}
+}
+
+// outcomeText is how the audit chain names what a mutation got.
+func outcomeText(o operations.Outcome, id string) string {
+	switch o {
+	case operations.Replayed:
+		return "idempotent replay of " + id
+	case operations.Joined:
+		return "joined unfinished create " + id
+	case operations.Adopted:
+		return "adopted existing " + id
+	}
+	return "accepted as " + id
 }
 
 // targetExists reports whether the caller owns a resource of kind with id.

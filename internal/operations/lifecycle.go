@@ -16,6 +16,7 @@ type Work struct {
 	OwnerEntityID    string
 	Request          []byte
 	SubTokenAccessor string
+	NaturalKey       string
 }
 
 // Load returns everything about an operation.
@@ -26,8 +27,8 @@ func (b *Book) Load(ctx context.Context, id string) (Work, error) {
 	}
 	w := Work{Operation: op}
 	var req string
-	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor FROM operations WHERE id = $1`, id).
-		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor)
+	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor, natural_key FROM operations WHERE id = $1`, id).
+		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor, &w.NaturalKey)
 	w.Request = []byte(req)
 	return w, err
 }

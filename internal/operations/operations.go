@@ -39,6 +39,9 @@ type New struct {
 	RequestID, DecisionID  string
 	IdempotencyKey         string
 	Request                []byte // canonical JSON of the decoded request
+	// Object is a create's request when its kind has natural keys: a
+	// create of an object that exists is adopted or refused, never repeated.
+	Object api.NaturalKeyed
 }
 
 // Book stores operations in the gateway's database.
@@ -47,47 +50,43 @@ type Book struct{ st *store.Store }
 // NewBook returns a Book on st.
 func NewBook(st *store.Store) *Book { return &Book{st: st} }
 
-// Create stores a pending operation. With an idempotency key already used
-// by the same owner, it returns the original operation and created=false;
-// with the same key and a different request, an *IdempotencyConflictError.
-func (b *Book) Create(ctx context.Context, n New) (op api.Operation, created bool, err error) {
+// Create stores what a request gets, in one transaction that holds its
+// idempotency and natural keys: the operation an earlier request with the
+// same key made (Replayed); the unfinished create already making the same
+// object (Joined); a succeeded operation adopting the existing object
+// (Adopted); or a new pending operation (Created). A key reused with
+// another body is an *IdempotencyConflictError, an object that cannot be
+// adopted a *ConflictError.
+func (b *Book) Create(ctx context.Context, n New) (op api.Operation, outcome Outcome, err error) {
 	hash := requestHash(n)
 	err = b.st.WriteTx(ctx, func(ctx context.Context, q store.Querier) error {
-		if prior, err := replay(ctx, q, n, hash); err != nil || prior != nil {
-			if prior != nil {
-				op = *prior
-			}
+		if err := b.lockKeys(ctx, q, n); err != nil {
 			return err
 		}
-		now := time.Now().UTC()
-		id := newID()
-		var key any
-		if n.IdempotencyKey != "" {
-			key = n.IdempotencyKey
-		}
-		_, err := q.ExecContext(ctx, `INSERT INTO operations (id, kind, action, target_id, state, attempts, owner_entity_id, owner_name,
-			bundle, environment, request_id, decision_id, idempotency_key, request_hash, request_json, result_json, error, created_ns, updated_ns)
-			VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, '', '', $15, $15)`,
-			id, n.Kind, n.Action, n.TargetID, api.OperationPending, n.OwnerEntityID, n.Owner, n.Bundle, n.Environment,
-			n.RequestID, n.DecisionID, key, hash, string(n.Request), now.UnixNano())
+		res, err := resolve(ctx, q, n, hash)
 		if err != nil {
-			return fmt.Errorf("store operation: %w", err)
+			return err
 		}
-		created = true
+		outcome = res.Outcome
+		switch res.Outcome {
+		case Replayed, Joined:
+			op = *res.Operation
+			return nil
+		case Adopted:
+			op, err = adopt(ctx, q, n, hash, res.Resource)
+			return err
+		}
+		id := newID()
+		if err := insert(ctx, q, id, n, hash, api.OperationPending, "", ""); err != nil {
+			return err
+		}
 		op, err = get(ctx, q, id)
 		return err
 	})
-	return op, created, err
+	return op, outcome, err
 }
 
-// Replay returns the operation an earlier request with the same
-// idempotency key created (nil if none), or an *IdempotencyConflictError
-// if that request differed.
-func (b *Book) Replay(ctx context.Context, n New) (*api.Operation, error) {
-	return replay(ctx, b.st.DB, n, requestHash(n))
-}
-
-func replay(ctx context.Context, q rowQuerier, n New, hash string) (*api.Operation, error) {
+func replay(ctx context.Context, q store.Querier, n New, hash string) (*api.Operation, error) {
 	if n.IdempotencyKey == "" {
 		return nil, nil
 	}

@@ -25,6 +25,7 @@ type Resource struct {
 	Spec          json.RawMessage // the create request, as decoded
 	Attributes    map[string]any  // what the downstream assigned (ip, ref, tags…)
 	OperationID   string
+	NaturalKey    string // e.g. "default/web-01.sbx.example.internal"; unique per kind
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 }
@@ -45,9 +46,9 @@ func (b *Book) PutResource(ctx context.Context, r Resource) error {
 		if n, _ := res.RowsAffected(); n > 0 {
 			return nil
 		}
-		_, err = q.ExecContext(ctx, `INSERT INTO resources (id, kind, owner_entity_id, owner_name, bundle, environment, spec_json, attributes_json, operation_id, created_ns, updated_ns)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
-			r.ID, r.Kind, r.OwnerEntityID, r.Owner, r.Bundle, r.Environment, string(r.Spec), string(attrs), r.OperationID, now)
+		_, err = q.ExecContext(ctx, `INSERT INTO resources (id, kind, owner_entity_id, owner_name, bundle, environment, spec_json, attributes_json, operation_id, natural_key, created_ns, updated_ns)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			r.ID, r.Kind, r.OwnerEntityID, r.Owner, r.Bundle, r.Environment, string(r.Spec), string(attrs), r.OperationID, r.NaturalKey, now)
 		return err
 	})
 }
@@ -58,7 +59,7 @@ func (b *Book) DeleteResource(ctx context.Context, id string) error {
 	return err
 }
 
-const resourceColumns = `id, kind, owner_entity_id, owner_name, bundle, environment, spec_json, attributes_json, operation_id, created_ns, updated_ns`
+const resourceColumns = `id, kind, owner_entity_id, owner_name, bundle, environment, spec_json, attributes_json, operation_id, natural_key, created_ns, updated_ns`
 
 // GetResource returns the caller's resource of kind with id.
 func (b *Book) GetResource(ctx context.Context, kind, id, ownerEntityID, owner string) (Resource, error) {
@@ -94,7 +95,7 @@ func scanResource(scan func(...any) error) (Resource, error) {
 	var r Resource
 	var spec, attrs string
 	var created, updated int64
-	if err := scan(&r.ID, &r.Kind, &r.OwnerEntityID, &r.Owner, &r.Bundle, &r.Environment, &spec, &attrs, &r.OperationID, &created, &updated); err != nil {
+	if err := scan(&r.ID, &r.Kind, &r.OwnerEntityID, &r.Owner, &r.Bundle, &r.Environment, &spec, &attrs, &r.OperationID, &r.NaturalKey, &created, &updated); err != nil {
 		return r, err
 	}
 	r.Spec = json.RawMessage(spec)

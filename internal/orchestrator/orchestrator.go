@@ -384,7 +384,7 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 		}
 	} else if res.ResourceID != "" {
 		spec := json.RawMessage(w.Request)
-		opID := w.ID
+		opID, naturalKey := w.ID, w.NaturalKey
 		if w.Action == api.ActionUpdate {
 			// The resource's spec stays what was created, with the update's
 			// fields laid over it; it still names the operation that created it.
@@ -395,10 +395,10 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 			if spec, err = mergeSpec(prev.Spec, w.Request); err != nil {
 				return err
 			}
-			opID = prev.OperationID
+			opID, naturalKey = prev.OperationID, prev.NaturalKey
 		}
 		if err := book.PutResource(ctx, operations.Resource{ID: res.ResourceID, Kind: w.Kind, OwnerEntityID: w.OwnerEntityID, Owner: w.Owner,
-			Bundle: w.Bundle, Environment: w.Environment, Spec: spec, Attributes: res.Attributes, OperationID: opID}); err != nil {
+			Bundle: w.Bundle, Environment: w.Environment, Spec: spec, Attributes: res.Attributes, OperationID: opID, NaturalKey: naturalKey}); err != nil {
 			return err
 		}
 	}

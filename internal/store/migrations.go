@@ -114,6 +114,38 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX resources_owner ON resources (owner_entity_id, owner_name, kind)`,
 	},
+
+	// 5: natural keys (view + FQDN, project + app name): a resource's is
+	// unique per kind; an operation's lets a repeated create find the
+	// unfinished one making the same object. Every minted sub-token is
+	// kept here from before its first use until Vault confirms its
+	// revocation (or its TTL has passed), so an outage cannot leave one live.
+	5: {
+		`ALTER TABLE operations ADD COLUMN natural_key TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE resources ADD COLUMN natural_key TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX operations_natural_key ON operations (kind, natural_key, state)`,
+		`CREATE UNIQUE INDEX resources_natural_key ON resources (kind, natural_key) WHERE natural_key <> ''`,
+		`CREATE TABLE subtokens (
+			accessor        TEXT    PRIMARY KEY,
+			operation_id    TEXT    NOT NULL,
+			purpose         TEXT    NOT NULL,
+			state           TEXT    NOT NULL,
+			request_id      TEXT    NOT NULL,
+			owner_entity_id TEXT    NOT NULL,
+			owner_name      TEXT    NOT NULL,
+			bundle          TEXT    NOT NULL,
+			environment     TEXT    NOT NULL,
+			kind            TEXT    NOT NULL,
+			action          TEXT    NOT NULL,
+			decision_id     TEXT    NOT NULL,
+			expires_ns      BIGINT  NOT NULL,
+			revoke_attempts INTEGER NOT NULL,
+			last_error      TEXT    NOT NULL,
+			created_ns      BIGINT  NOT NULL,
+			updated_ns      BIGINT  NOT NULL
+		)`,
+		`CREATE INDEX subtokens_state ON subtokens (state, expires_ns)`,
+	},
 }
 
 // dialectTokens expand the few spots where the engines' SQL differs.

@@ -1,0 +1,213 @@
+package operations
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+)
+
+// Outcome says how Create answered a request.
+type Outcome string
+
+const (
+	// Created: a new pending operation will make the object.
+	Created Outcome = "created"
+	// Replayed: an earlier request with this idempotency key made this operation.
+	Replayed Outcome = "replayed"
+	// Joined: an unfinished create by the same owner, in the same bundle and
+	// environment with the same spec, is already making this object.
+	Joined Outcome = "joined"
+	// Adopted: the object exists for the same owner, context and spec; a
+	// succeeded operation records that this request took it over.
+	Adopted Outcome = "adopted"
+)
+
+// Resolution is what a request would get: an outcome and the operation or
+// resource it refers to.
+type Resolution struct {
+	Outcome   Outcome
+	Operation *api.Operation // Replayed, Joined (and Adopted once stored)
+	Resource  *Resource      // Adopted
+}
+
+// ConflictError means a create names an object (by its natural key) that
+// exists, or is being made, and that this request cannot adopt.
+type ConflictError struct {
+	Kind, NaturalKey string
+	// ResourceID and OperationID are set only when the caller owns the object.
+	ResourceID, OperationID string
+	Reason                  string
+}
+
+func (e *ConflictError) Error() string {
+	what := fmt.Sprintf("%s %q", e.Kind, e.NaturalKey)
+	switch {
+	case e.ResourceID != "":
+		what += " already exists as " + e.ResourceID
+	case e.OperationID != "":
+		what += " is being made by operation " + e.OperationID
+	default:
+		what += " already exists"
+	}
+	return what + ": " + e.Reason
+}
+
+// Resolve says, without changing anything, what Create would answer for n.
+// The gateway audits that answer before Create makes it so.
+func (b *Book) Resolve(ctx context.Context, n New) (Resolution, error) {
+	return resolve(ctx, b.st.DB, n, requestHash(n))
+}
+
+// resolve applies the rules in order: the idempotency key, then the
+// natural key (an existing resource, then an unfinished create).
+func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resolution, error) {
+	if prior, err := replay(ctx, q, n, hash); err != nil || prior != nil {
+		return Resolution{Outcome: Replayed, Operation: prior}, err
+	}
+	if n.Object == nil {
+		return Resolution{Outcome: Created}, nil
+	}
+	key := n.Object.NaturalKey()
+	row := q.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE kind = $1 AND natural_key = $2`, n.Kind, key)
+	res, err := scanResource(row.Scan)
+	switch {
+	case err == nil:
+		if err := sameObject(n, key, res.OwnerEntityID, res.Owner, res.Bundle, res.Environment, res.Spec, res.ID, ""); err != nil {
+			return Resolution{}, err
+		}
+		return Resolution{Outcome: Adopted, Resource: &res}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Resolution{}, fmt.Errorf("look up %s %q: %w", n.Kind, key, err)
+	}
+	var id, entity, owner, bundle, env, req string
+	err = q.QueryRowContext(ctx, `SELECT id, owner_entity_id, owner_name, bundle, environment, request_json FROM operations
+		WHERE kind = $1 AND natural_key = $2 AND action = $3 AND state IN ($4, $5) ORDER BY created_ns LIMIT 1`,
+		n.Kind, key, api.ActionCreate, api.OperationPending, api.OperationRunning).Scan(&id, &entity, &owner, &bundle, &env, &req)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Resolution{Outcome: Created}, nil
+	case err != nil:
+		return Resolution{}, fmt.Errorf("look up unfinished creates of %s %q: %w", n.Kind, key, err)
+	}
+	if err := sameObject(n, key, entity, owner, bundle, env, []byte(req), "", id); err != nil {
+		return Resolution{}, err
+	}
+	op, err := get(ctx, q, id)
+	if err != nil {
+		return Resolution{}, err
+	}
+	return Resolution{Outcome: Joined, Operation: &op}, nil
+}
+
+// sameObject checks that an object found by n's natural key is n's to
+// adopt: the same owner, made in the same bundle and environment, with
+// the same spec. Anything else is a conflict that says what differs and
+// what to do; another owner's object is not described beyond that.
+func sameObject(n New, key, entity, owner, bundle, env string, spec []byte, resourceID, opID string) error {
+	conflict := &ConflictError{Kind: n.Kind, NaturalKey: key}
+	if entity != n.OwnerEntityID || owner != n.Owner {
+		conflict.Reason = "it belongs to another caller; choose another name"
+		return conflict
+	}
+	conflict.ResourceID, conflict.OperationID = resourceID, opID
+	next := "import it into your state (terraform import <address> " + resourceID + ") and manage it there, or choose another name"
+	if resourceID == "" {
+		next = "wait for that operation, then import what it made, or choose another name"
+	}
+	if bundle != n.Bundle || env != n.Environment {
+		conflict.Reason = fmt.Sprintf("it was made under bundle %s in environment %s, not %s in %s; %s",
+			bundle, env, n.Bundle, n.Environment, next)
+		return conflict
+	}
+	diff, err := api.SpecDiff(n.Kind, spec, n.Object)
+	if err != nil {
+		return err
+	}
+	if len(diff) > 0 {
+		conflict.Reason = fmt.Sprintf("it was made with a different %s; %s", strings.Join(diff, ", "), next)
+		return conflict
+	}
+	return nil
+}
+
+// adopt stores a succeeded operation recording that this request took
+// over res; its result is the resource as the book knows it.
+func adopt(ctx context.Context, q store.Querier, n New, hash string, res *Resource) (api.Operation, error) {
+	result := map[string]any{}
+	for k, v := range res.Attributes {
+		result[k] = v
+	}
+	result["resource_id"], result["adopted"] = res.ID, true
+	raw, err := json.Marshal(result)
+	if err != nil {
+		return api.Operation{}, err
+	}
+	id := newID()
+	if err := insert(ctx, q, id, n, hash, api.OperationSucceeded, res.ID, string(raw)); err != nil {
+		return api.Operation{}, err
+	}
+	return get(ctx, q, id)
+}
+
+func insert(ctx context.Context, q store.Querier, id string, n New, hash, state, resourceID, result string) error {
+	var key any
+	if n.IdempotencyKey != "" {
+		key = n.IdempotencyKey
+	}
+	natural := ""
+	if n.Object != nil {
+		natural = n.Object.NaturalKey()
+	}
+	now := time.Now().UTC().UnixNano()
+	_, err := q.ExecContext(ctx, `INSERT INTO operations (id, kind, action, target_id, state, attempts, owner_entity_id, owner_name,
+		bundle, environment, request_id, decision_id, idempotency_key, request_hash, request_json, result_json, error, created_ns, updated_ns, natural_key)
+		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $17)`,
+		id, n.Kind, n.Action, firstNonEmpty(n.TargetID, resourceID), state, n.OwnerEntityID, n.Owner, n.Bundle, n.Environment,
+		n.RequestID, n.DecisionID, key, hash, string(n.Request), result, now, natural)
+	if err != nil {
+		return fmt.Errorf("store operation: %w", err)
+	}
+	return nil
+}
+
+// lockKeys serialises, on PostgreSQL, concurrent requests that share an
+// idempotency key or a natural key (two replicas included) for the rest
+// of the transaction; SQLite's BEGIN IMMEDIATE already serialises writers.
+// Idempotency first, then the natural key: one order, so no deadlock.
+func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
+	if b.st.Driver != store.DriverPostgres {
+		return nil
+	}
+	var keys []string
+	if n.IdempotencyKey != "" {
+		keys = append(keys, "idempotency\x00"+n.OwnerEntityID+"\x00"+n.Owner+"\x00"+n.IdempotencyKey)
+	}
+	if n.Object != nil {
+		keys = append(keys, "natural\x00"+n.Kind+"\x00"+n.Object.NaturalKey())
+	}
+	for _, k := range keys {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(k))
+		if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+			return fmt.Errorf("lock %q: %w", strings.ReplaceAll(k, "\x00", " "), err)
+		}
+	}
+	return nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
