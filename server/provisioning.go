@@ -232,7 +232,9 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 		}
 		switch want.Outcome {
 		case operations.Replayed, operations.Joined:
-			note(r, func(rec *audit.Record) { rec.Outcome, rec.TargetID = outcomeText(want.Outcome, want.Operation.ID), want.Operation.ID })
+			note(r, func(rec *audit.Record) {
+				rec.Outcome, rec.TargetID = outcomeText(want.Outcome, want.Operation.ID), want.Operation.ID
+			})
 			writeJSON(w, http.StatusAccepted, want.Operation)
 			return
 		}
