@@ -616,7 +616,7 @@ func operationDiagnostic(attempted string, op *api.Operation) diag.Diagnostic {
 	if op.RequestID != "" {
 		fmt.Fprintf(&b, "\n\nRequest id: %s", op.RequestID)
 	}
-	b.WriteString("\n\nThe gateway undoes a failed operation, so nothing was left half-made. Fix the cause above and apply again; " +
+	b.WriteString("\n\nThe gateway releases what a failed operation allocated itself. Fix the cause above and apply again; " +
 		"quote the request id to your platform team if it is not clear.")
 	return diag.NewErrorDiagnostic("IP Reservation Operation "+titleCase(op.State), b.String())
 }

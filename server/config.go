@@ -78,6 +78,12 @@ type Config struct {
 	// OperationRescueAfter: an attempt running this long is presumed
 	// abandoned by a dead replica and retried (default timeout + 1m).
 	OperationRescueAfter time.Duration
+	// SweepInterval is how often unfinished operations are re-enqueued and
+	// sub-tokens whose revocation failed are revoked again (default 30s).
+	SweepInterval time.Duration
+	// RevokeTimeout bounds an operation's own revocation of its sub-token
+	// before the sweep takes it over (default 30s).
+	RevokeTimeout time.Duration
 
 	// RateLimit is requests per second per caller identity (0: off).
 	RateLimit float64

@@ -76,6 +76,8 @@ type orchBlock struct {
 	WorkersPerKind   int            `hcl:"workers_per_kind,optional"`
 	OperationTimeout hcl.Expression `hcl:"operation_timeout,optional"`
 	RescueAfter      hcl.Expression `hcl:"rescue_after,optional"`
+	SweepInterval    hcl.Expression `hcl:"sweep_interval,optional"`
+	RevokeTimeout    hcl.Expression `hcl:"revoke_timeout,optional"`
 }
 
 type logBlock struct {
@@ -163,6 +165,8 @@ func (fc *fileConfig) apply(c *Config) error {
 		c.WorkersPerKind = o.WorkersPerKind
 		diags = append(diags, duration(o.OperationTimeout, &c.OperationTimeout)...)
 		diags = append(diags, duration(o.RescueAfter, &c.OperationRescueAfter)...)
+		diags = append(diags, duration(o.SweepInterval, &c.SweepInterval)...)
+		diags = append(diags, duration(o.RevokeTimeout, &c.RevokeTimeout)...)
 	}
 	if l := fc.Log; l != nil {
 		c.LogLevel, c.LogJSON = l.Level, l.Format == "json"

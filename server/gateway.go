@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
 		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(),
 		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
-		RescueAfter: cfg.OperationRescueAfter, Logger: cfg.Logger.Named("orchestrator"),
+		RescueAfter: cfg.OperationRescueAfter, RevokeTimeout: cfg.RevokeTimeout, Logger: cfg.Logger.Named("orchestrator"),
 	})
 	if err != nil {
 		return nil, err
@@ -138,16 +138,22 @@ func (g *Gateway) Start(ctx context.Context) error {
 }
 
 // resumeStalled re-enqueues unfinished operations now and then, so one
-// whose enqueue failed (the queue was briefly unavailable) still runs.
+// whose enqueue failed (the queue was briefly unavailable) still runs, and
+// sweeps sub-tokens whose revocation failed (Vault was unavailable).
 // The queue's uniqueness makes this a no-op for operations already queued.
 func (g *Gateway) resumeStalled(ctx context.Context) {
-	t := time.NewTicker(30 * time.Second)
+	every := g.cfg.SweepInterval
+	if every <= 0 {
+		every = 30 * time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			g.orch.Sweep(ctx)
 			ops, err := g.ops.Unfinished(ctx)
 			if err != nil {
 				g.cfg.Logger.Warn("resume stalled operations", "error", err)

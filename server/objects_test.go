@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -342,4 +343,40 @@ func createBook(t *testing.T, gw *testenv.Gateway) (accepted, stored, notStored 
 		stored[rid] = true
 	}
 	return accepted, stored, notStored
+}
+
+// A name Infoblox holds that sas did not make for this caller is never
+// taken over: the create fails saying whose it is and what to do, and the
+// host is left as it was.
+func TestCreateOfANameTakenOutsideSasFails(t *testing.T) {
+	sim := env.StartInfoblox(t)
+	gw := env.StartGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "late-comer", Bundles: []string{sbx}})
+	kv, err := env.Admin().KVv2(vaultsetup.KVMount).Get(t.Context(), "sbx/infoblox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An Infoblox admin makes the host by hand, with WAPI, untagged.
+	req, _ := http.NewRequest("POST", strings.TrimSuffix(sim.URL(), "/")+"/record:host", strings.NewReader(
+		`{"name":"manual-01.sbx.example.internal","view":"default","comment":"made by hand","ipv4addrs":[{"ipv4addr":"10.10.0.200"}]}`))
+	req.SetBasicAuth(kv.Data["username"].(string), kv.Data["password"].(string))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("hand-made host: %d %s", resp.StatusCode, b)
+	}
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx",
+		body: reservationBody("manual-01", "")})).ID)
+	if op.State != api.OperationFailed || !strings.Contains(op.Error, "Infoblox already holds host manual-01.sbx.example.internal in view default") ||
+		!strings.Contains(op.Error, "made outside sas") || !strings.Contains(op.Error, "choose another hostname") {
+		t.Fatalf("create over a hand-made host: %+v", op)
+	}
+	if hosts := sim.Hosts(); len(hosts) != 1 || hosts[0].Comment != "made by hand" {
+		t.Fatalf("Infoblox after the refused create: %+v", hosts)
+	}
 }

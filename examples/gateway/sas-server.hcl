@@ -45,6 +45,8 @@ orchestrator {
   workers_per_kind  = 8     # concurrent operations per kind, per replica
   operation_timeout = "2m"  # one attempt, and the lifetime of its Vault sub-token
   rescue_after      = "3m"  # an attempt running longer was abandoned by a dead replica: retry it
+  revoke_timeout    = "30s" # an attempt's own sub-token revocation; past it the sweep retries
+  sweep_interval    = "30s" # re-enqueue stalled operations; revoke sub-tokens Vault did not confirm
 }
 
 rate_limit {

@@ -33,6 +33,9 @@ type Server struct {
 	waitErr   error
 }
 
+// Process is the vault-dev process (tests pause it to play an outage).
+func (s *Server) Process() *os.Process { return s.cmd.Process }
+
 // RootToken is the dev server's root token. Only set-up code uses it; the
 // gateway never sees it.
 func (s *Server) RootToken() string { return s.rootToken }

@@ -69,6 +69,13 @@ func (b *Book) SetSubToken(ctx context.Context, id, accessor string) error {
 	return err
 }
 
+// ClearSubToken clears the operation's accessor if it is still accessor.
+func (b *Book) ClearSubToken(ctx context.Context, id, accessor string) error {
+	_, err := b.st.DB.ExecContext(ctx, `UPDATE operations SET subtoken_accessor = '', updated_ns = $1 WHERE id = $2 AND subtoken_accessor = $3`,
+		time.Now().UnixNano(), id, accessor)
+	return err
+}
+
 // RetryLater records a transient failure; the operation stays running.
 func (b *Book) RetryLater(ctx context.Context, id string, cause error) error {
 	_, err := b.st.DB.ExecContext(ctx, `UPDATE operations SET error = $1, updated_ns = $2 WHERE id = $3`, cause.Error(), time.Now().UnixNano(), id)

@@ -75,15 +75,39 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 	if _, _, err := net.ParseCIDR(cidr); err != nil {
 		return Result{}, Permanent(fmt.Errorf("network %q: %w", cidr, err))
 	}
+	fqdn := req.Hostname + "." + req.DNSZone
 	host, err := c.CreateHost(ctx, infoblox.HostSpec{
-		Name: req.Hostname + "." + req.DNSZone, View: req.DNSView, Network: cidr, MAC: req.MAC,
+		Name: fqdn, View: req.DNSView, Network: cidr, MAC: req.MAC,
 		Aliases: req.Aliases, Comment: req.Comment,
 		Tags: infoblox.Tags{Owner: op.Owner, RequestID: op.RequestID, Bundle: op.Bundle, Environment: op.Environment},
 	})
+	if infoblox.IsConflict(err) {
+		// The gateway adopts what sas made for this caller before it gets
+		// here; a name still taken was made outside sas (or by a request
+		// sas has no record of). Say whose it is; never take it over.
+		return Result{}, Permanent(takenName(ctx, c, fqdn, req.DNSView, err))
+	}
 	if err != nil {
 		return Result{}, classify(err)
 	}
 	return reservationResult(op.ID, host), nil
+}
+
+// takenName describes the host that holds fqdn in Infoblox already.
+func takenName(ctx context.Context, c *infoblox.Client, fqdn, view string, cause error) error {
+	if view == "" {
+		view = api.DefaultDNSView
+	}
+	h, err := c.FindHostByName(ctx, fqdn, view)
+	if err != nil {
+		return fmt.Errorf("Infoblox already holds a record named %s in view %s (%v); choose another hostname, or have it removed from Infoblox", fqdn, view, cause)
+	}
+	whose := "it was made outside sas"
+	if tags, managed := h.Tags(); managed {
+		whose = fmt.Sprintf("sas made it for %s under bundle %s in %s (request %s), but holds no record of it", tags.Owner, tags.Bundle, tags.Environment, tags.RequestID)
+	}
+	return fmt.Errorf("Infoblox already holds host %s in view %s (%s, %s); %s. sas does not take over objects it cannot vouch for: "+
+		"choose another hostname, or have the host removed from Infoblox", fqdn, view, h.Ref, h.IPv4(), whose)
 }
 
 func (e *IPReservationExecutor) update(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {

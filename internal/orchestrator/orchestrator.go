@@ -99,6 +99,9 @@ type Config struct {
 	// RescueAfter: a job running this long is presumed abandoned by a dead
 	// process and retried (default OperationTimeout + 1m).
 	RescueAfter time.Duration
+	// RevokeTimeout bounds an attempt's own revocation of its sub-token
+	// (default 30s); past it the revocation is left to the sweep.
+	RevokeTimeout time.Duration
 	// PollInterval for new jobs (default 200ms; SQLite has no LISTEN).
 	PollInterval time.Duration
 	Logger       hclog.Logger
@@ -137,6 +140,9 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 200 * time.Millisecond
+	}
+	if cfg.RevokeTimeout <= 0 {
+		cfg.RevokeTimeout = 30 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -227,22 +233,14 @@ func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 	return nil
 }
 
-// Start recovers from a crash — revoking sub-tokens left live by dead
-// attempts, re-enqueueing unfinished operations — then starts working.
+// Start recovers from a crash — sweeping sub-tokens no attempt will
+// revoke itself, re-enqueueing unfinished operations — then starts working.
+//
+// A sub-token still held by an unfinished operation is left alone here: on
+// a shared database it may belong to another replica's running attempt. The
+// attempt that resumes the operation revokes it, and its TTL bounds it.
 func (o *Orchestrator) Start(ctx context.Context) error {
-	live, err := o.cfg.Book.LiveSubTokens(ctx)
-	if err != nil {
-		return fmt.Errorf("recovery: %w", err)
-	}
-	for opID, acc := range live {
-		w, err := o.cfg.Book.Load(ctx, opID)
-		if err != nil {
-			return err
-		}
-		if err := o.revoke(ctx, w, acc, "sub-token revoked at start-up: its attempt was abandoned"); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
-	}
+	o.Sweep(ctx)
 	unfinished, err := o.cfg.Book.Unfinished(ctx)
 	if err != nil {
 		return fmt.Errorf("recovery: %w", err)
@@ -252,8 +250,8 @@ func (o *Orchestrator) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if len(live)+len(unfinished) > 0 {
-		o.cfg.Logger.Info("recovered after restart", "revoked_sub_tokens", len(live), "operations_resumed", len(unfinished))
+	if len(unfinished) > 0 {
+		o.cfg.Logger.Info("recovered after restart", "operations_resumed", len(unfinished))
 	}
 	if len(o.cfg.Executors) == 0 {
 		return nil // nothing to execute here: an insert-only gateway
@@ -316,18 +314,12 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		}
 	}
 
-	sub, err := o.cfg.Vault.MintSubToken(ctx, vault.SubTokenRequest{
-		Environment: w.Environment, TTL: o.cfg.OperationTimeout, OperationID: w.ID,
-		RequestID: w.RequestID, Owner: w.Owner, Bundle: w.Bundle,
-	})
+	sub, err := o.mint(ctx, w, purposeOperation, o.cfg.OperationTimeout)
+	if errors.Is(err, errNotRecorded) {
+		return err
+	}
 	if err != nil {
 		return o.retry(ctx, w, Job{Operation: w, Attempt: attempt, Credentials: noCredentials}, maxAttempts, err, func() {})
-	}
-	// Record the accessor before anything uses the token: after a crash,
-	// start-up finds and revokes it.
-	if err := book.SetSubToken(ctx, w.ID, sub.Accessor); err != nil {
-		_ = o.cfg.Vault.RevokeSubToken(context.WithoutCancel(ctx), sub.Accessor)
-		return err
 	}
 	// release revokes the sub-token; it runs before the operation is marked
 	// terminal (so "done" implies "no live credential"), and on every
@@ -338,10 +330,10 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 			return
 		}
 		released = true
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.RevokeTimeout)
 		defer cancel()
 		if err := o.revoke(rctx, w, sub.Accessor, "sub-token revoked"); err != nil {
-			o.cfg.Logger.Error("sub-token revoke failed; start-up will retry", "operation_id", w.ID, "error", err)
+			o.cfg.Logger.Error("sub-token revoke failed; the sweep retries it", "operation_id", w.ID, "error", err)
 		}
 	}
 	defer release()
@@ -452,15 +444,103 @@ func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j Job, maxA
 	return cause
 }
 
-// revoke revokes a sub-token by accessor, audits it and clears it from the operation.
+// Sub-token purposes, as the ledger records them.
+const (
+	purposeOperation = "operation"
+	purposeRead      = "read"
+)
+
+// errNotRecorded: a sub-token was minted but could not be entered in the
+// ledger; it was revoked at once and nothing used it.
+var errNotRecorded = errors.New("sub-token not recorded")
+
+// mint creates a sub-token for w and enters it in the ledger (and, for an
+// operation, on the operation) before anything uses it, so neither a crash
+// nor a failed revocation can leave it live unknown to the gateway.
+func (o *Orchestrator) mint(ctx context.Context, w operations.Work, purpose string, ttl time.Duration) (vault.SubToken, error) {
+	sub, err := o.cfg.Vault.MintSubToken(ctx, vault.SubTokenRequest{
+		Environment: w.Environment, TTL: ttl, OperationID: w.ID,
+		RequestID: w.RequestID, Owner: w.Owner, Bundle: w.Bundle,
+	})
+	if err != nil {
+		return sub, err
+	}
+	err = o.cfg.Book.RecordSubToken(ctx, operations.SubTokenRecord{Accessor: sub.Accessor, OperationID: w.ID, Purpose: purpose,
+		Work: w, ExpiresAt: sub.ExpireTime})
+	if err == nil && purpose == purposeOperation {
+		err = o.cfg.Book.SetSubToken(ctx, w.ID, sub.Accessor)
+	}
+	if err != nil {
+		_ = o.cfg.Vault.RevokeSubToken(context.WithoutCancel(ctx), sub.Accessor)
+		return vault.SubToken{}, fmt.Errorf("%w: %v", errNotRecorded, err)
+	}
+	return sub, nil
+}
+
+// revoke revokes a sub-token by accessor, audits it and takes it off the
+// ledger (and the operation). A revocation Vault does not confirm stays on
+// the ledger for the sweep; its first failure is audited.
 func (o *Orchestrator) revoke(ctx context.Context, w operations.Work, accessor, outcome string) error {
 	if err := o.cfg.Vault.RevokeSubToken(ctx, accessor); err != nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if first, lerr := o.cfg.Book.SubTokenRevokeFailed(wctx, accessor, err); lerr == nil && first {
+			_ = o.record(wctx, w, accessor, "sub-token revocation failed; the sweep retries it until Vault confirms or its TTL passes: "+truncate(err.Error(), 200))
+		}
 		return err
 	}
 	if err := o.record(ctx, w, accessor, outcome); err != nil {
 		return err
 	}
+	if err := o.cfg.Book.SubTokenGone(ctx, accessor); err != nil {
+		return err
+	}
+	if w.Action == api.ActionRead {
+		return nil // read tokens are not held by the operation
+	}
 	return o.cfg.Book.SetSubToken(ctx, w.ID, "")
+}
+
+// Sweep revokes the sub-tokens no attempt will revoke itself: those whose
+// revocation failed (Vault was down), and those left by an attempt that
+// died. Each ends revoked (Vault confirms) or expired (its TTL passed),
+// and the audit chain says which. The gateway runs it at start and then
+// periodically; errors are logged and the token tried again next time.
+func (o *Orchestrator) Sweep(ctx context.Context) {
+	now := time.Now()
+	toks, err := o.cfg.Book.SubTokensToSweep(ctx, now)
+	if err != nil {
+		o.cfg.Logger.Warn("sub-token sweep", "error", err)
+		return
+	}
+	for _, t := range toks {
+		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err := o.cfg.Vault.RevokeSubToken(rctx, t.Accessor)
+		var outcome string
+		switch {
+		case err == nil && now.After(t.ExpiresAt):
+			outcome = fmt.Sprintf("sub-token revoked: its TTL passed at %s and Vault confirms it is gone", t.ExpiresAt.UTC().Format(time.RFC3339))
+		case err == nil:
+			outcome = fmt.Sprintf("sub-token revoked by the sweep after %d failed attempt(s)", t.Attempts)
+		case now.After(t.ExpiresAt):
+			outcome = fmt.Sprintf("sub-token expired: its TTL passed at %s before Vault could confirm its revocation (%d failed attempt(s), last: %s)",
+				t.ExpiresAt.UTC().Format(time.RFC3339), t.Attempts+1, truncate(err.Error(), 200))
+		default:
+			if _, lerr := o.cfg.Book.SubTokenRevokeFailed(rctx, t.Accessor, err); lerr != nil {
+				o.cfg.Logger.Warn("sub-token sweep", "error", lerr)
+			}
+			cancel()
+			continue
+		}
+		if err := o.record(rctx, t.Work, t.Accessor, outcome); err != nil {
+			o.cfg.Logger.Warn("sub-token sweep: audit", "error", err)
+		} else if err := o.cfg.Book.SubTokenGone(rctx, t.Accessor); err != nil {
+			o.cfg.Logger.Warn("sub-token sweep", "error", err)
+		} else if t.Purpose == purposeOperation {
+			_ = o.cfg.Book.ClearSubToken(rctx, t.OperationID, t.Accessor)
+		}
+		cancel()
+	}
 }
 
 // record appends an orchestrator event to the audit chain under the
@@ -508,19 +588,16 @@ func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, reques
 	}
 	w := operations.Work{Operation: api.Operation{ID: res.OperationID, Kind: res.Kind, Action: api.ActionRead, Owner: res.Owner,
 		Bundle: res.Bundle, Environment: res.Environment, RequestID: requestID}, OwnerEntityID: res.OwnerEntityID}
-	sub, err := o.cfg.Vault.MintSubToken(ctx, vault.SubTokenRequest{Environment: res.Environment, TTL: time.Minute,
-		OperationID: res.OperationID, RequestID: requestID, Owner: res.Owner, Bundle: res.Bundle})
+	sub, err := o.mint(ctx, w, purposeRead, time.Minute)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.RevokeTimeout)
 		defer cancel()
-		if err := o.cfg.Vault.RevokeSubToken(rctx, sub.Accessor); err != nil {
-			o.cfg.Logger.Error("read sub-token revoke failed", "resource_id", res.ID, "error", err)
-			return
+		if err := o.revoke(rctx, w, sub.Accessor, "read sub-token revoked"); err != nil {
+			o.cfg.Logger.Error("read sub-token revoke failed; the sweep retries it", "resource_id", res.ID, "error", err)
 		}
-		_ = o.record(rctx, w, sub.Accessor, "read sub-token revoked")
 	}()
 	if err := o.record(ctx, w, sub.Accessor, "read sub-token minted"); err != nil {
 		return nil, nil, err

@@ -113,6 +113,10 @@ func (e *Env) Caller(t testing.TB, spec vaultsetup.CallerSpec) string {
 	return tok
 }
 
+// VaultProcess is the Vault server's process: SIGSTOP and SIGCONT on it
+// play a Vault outage (every test of the package shares this Vault).
+func (e *Env) VaultProcess() *os.Process { return e.server.Process() }
+
 // RootToken is the dev server's root token — the one kind of token Vault
 // never expires, and which the gateway must refuse.
 func (e *Env) RootToken() string { return e.server.RootToken() }

@@ -1,0 +1,428 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
+	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+)
+
+const (
+	convergeN        = 32
+	convergeZone     = "sbx.example.internal"
+	convergeKillAt   = 10 // hosts on the grid when the kill comes
+	convergeTFBound  = 5 * time.Minute
+	convergePollTick = 20 * time.Millisecond
+	// convergeGatewayDown outlasts the gateway client's retries (4, backing off to ~2s).
+	convergeGatewayDown = 8 * time.Second
+)
+
+// A SIGKILLed `terraform apply` (and its provider plugin) leaves hosts the
+// gateway created but Terraform never saved; the next apply must adopt
+// them, not fail on "already exists" nor allocate twice.
+func TestKilledTerraformApplyConverges(t *testing.T) {
+	st := startConvergeStack(t)
+	ws := st.workspace(t, "kill")
+
+	t0 := time.Now()
+	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	st.waitForHosts(t, convergeKillAt, first)
+	if err := syscall.Kill(-first.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill terraform's process group: %v", err)
+	}
+	hostsAtKill := len(st.sim.Hosts())
+	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
+		t.Fatalf("terraform killed with %d of %d hosts on the grid: the kill did not land mid-apply\n%s", hostsAtKill, convergeN, tail(first.output(), 40))
+	}
+	<-first.exited
+	killPhase := time.Since(t0)
+	t.Logf("terraform SIGKILLed after %.1fs with %d of %d hosts on the grid", killPhase.Seconds(), hostsAtKill, convergeN)
+
+	st.convergeAndDestroy(t, ws, "kill", killPhase)
+}
+
+// A SIGKILLed gateway, restarted on the same address and data dir while
+// terraform keeps running, must leave nothing that a second apply cannot
+// converge: every host once, every one in state, all of them destroyable.
+func TestKilledGatewayMidApplyConverges(t *testing.T) {
+	st := startConvergeStack(t)
+	ws := st.workspace(t, "gwkill")
+
+	t0 := time.Now()
+	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	st.waitForHosts(t, convergeKillAt, first)
+	if err := st.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill gateway: %v", err)
+	}
+	<-st.gw.exited
+	hostsAtKill := len(st.sim.Hosts())
+	killedAt := time.Since(t0)
+	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
+		t.Fatalf("gateway killed with %d of %d hosts on the grid: the kill did not land mid-apply\n%s", hostsAtKill, convergeN, tail(first.output(), 40))
+	}
+	// Down long enough that the provider's retries give up on requests in
+	// flight (they end tainted or failed), as after a real crash and restart.
+	time.Sleep(convergeGatewayDown)
+	st.gw = st.serve(t)
+	t.Logf("gateway SIGKILLed after %.1fs with %d of %d hosts on the grid; restarted after %.1fs",
+		killedAt.Seconds(), hostsAtKill, convergeN, time.Since(t0).Seconds())
+
+	// The first apply rides out the restart; whether it succeeds is not the
+	// point (operations cut short may fail), only that it ends.
+	err := first.wait()
+	firstPhase := time.Since(t0)
+	if err != nil {
+		t.Logf("first apply ended after %.1fs: %v\n%s", firstPhase.Seconds(), exitStatus(err), tfDiagnostics(first.output()))
+	} else {
+		t.Logf("first apply ended after %.1fs: %v\n%s", firstPhase.Seconds(), exitStatus(err), tail(first.output(), 3))
+	}
+
+	st.convergeAndDestroy(t, ws, "gwkill", firstPhase)
+}
+
+// convergeStack is a simulator, a real `sas-server serve` process and a
+// caller token, all for one test.
+type convergeStack struct {
+	sim         *siminfoblox.Server
+	exe, cfg    string
+	environ     []string
+	addr        string
+	gw          *gatewayProcess
+	token       string
+	terraform   string
+	providerDir string
+}
+
+func startConvergeStack(t *testing.T) *convergeStack {
+	t.Helper()
+	dir := t.TempDir()
+	st := &convergeStack{exe: filepath.Join(dir, "sas-server"), providerDir: filepath.Join(dir, "provider")}
+	root, err := devvault.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.terraform = os.Getenv("TF_ACC_TERRAFORM_PATH")
+	if st.terraform == "" {
+		if st.terraform, err = devvault.FindRepoTool("terraform"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(st.terraform); err != nil {
+		t.Fatalf("terraform binary (TF_ACC_TERRAFORM_PATH or ./bin/terraform): %v", err)
+	}
+	builds := []*exec.Cmd{
+		exec.Command("go", "build", "-o", st.exe, "."),
+		exec.Command("go", "build", "-o", filepath.Join(st.providerDir, "terraform-provider-sas"), "."),
+	}
+	builds[1].Dir = root
+	for _, b := range builds {
+		if out, err := b.CombinedOutput(); err != nil {
+			t.Fatalf("%s (in %s): %v\n%s", strings.Join(b.Args, " "), b.Dir, err, out)
+		}
+	}
+
+	// A slow grid keeps creates in flight when the kill comes.
+	st.sim = env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 150 * time.Millisecond })
+	data := filepath.Join(dir, "data")
+	if err := audit.EnsureKeys(audit.DefaultKeyPaths(data)); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "secret-id")
+	if err := os.WriteFile(secretFile, []byte(env.GatewayLogin.SecretID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// rescue_after: an attempt cut short by a gateway kill is retried after
+	// this, so keep it close to operation_timeout to bound the test.
+	st.cfg = filepath.Join(dir, "sas-server.hcl")
+	if err := os.WriteFile(st.cfg, []byte(`orchestrator {
+  workers_per_kind  = 8
+  operation_timeout = "30s"
+  rescue_after      = "35s"
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st.addr = freeAddr(t)
+	st.environ = []string{"SAS_LISTEN_ADDR=" + st.addr, "SAS_VAULT_ADDR=" + env.VaultAddr, "SAS_VAULT_ROLE_ID=" + env.GatewayLogin.RoleID,
+		"SAS_VAULT_SECRET_ID_FILE=" + secretFile, "SAS_DATA_DIR=" + data, "SAS_BUNDLE_DIR=" + filepath.Join(root, "examples", "bundles"),
+		"SAS_LOG_LEVEL=warn"}
+	st.gw = st.serve(t)
+	st.token = env.Caller(t, vaultsetup.CallerSpec{Entity: "converge-test", Bundles: []string{"fedramp_sbx_default"}})
+	return st
+}
+
+func (st *convergeStack) serve(t *testing.T) *gatewayProcess {
+	t.Helper()
+	return startServeWithConfig(t, st.exe, st.cfg, st.environ, st.addr)
+}
+
+// waitForHosts polls the grid until it holds at least want hosts; it
+// fails the test if terraform ends first.
+func (st *convergeStack) waitForHosts(t *testing.T, want int, tf *tfProcess) {
+	t.Helper()
+	deadline := time.After(convergeTFBound)
+	tick := time.NewTicker(convergePollTick)
+	defer tick.Stop()
+	for {
+		if len(st.sim.Hosts()) >= want {
+			return
+		}
+		select {
+		case <-tf.exited:
+			t.Fatalf("terraform ended (%v) before the grid held %d hosts (holds %d)\n%s", exitStatus(tf.err), want, len(st.sim.Hosts()), tfDiagnostics(tf.output()))
+		case <-deadline:
+			t.Fatalf("grid holds %d hosts after %s, waiting for %d\n%s", len(st.sim.Hosts()), convergeTFBound, want, tail(tf.output(), 40))
+		case <-tick.C:
+		}
+	}
+}
+
+// convergeAndDestroy re-applies after a kill and checks the result: N
+// hosts named prefix-000…, each once, each its own address, all N in
+// state; then destroys and checks the grid is empty.
+func (st *convergeStack) convergeAndDestroy(t *testing.T, ws *tfWorkspace, prefix string, firstPhase time.Duration) {
+	t.Helper()
+	t1 := time.Now()
+	out, err := ws.run(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	if err != nil {
+		t.Fatalf("re-apply after the kill: %v (grid holds %d hosts)\n%s", exitStatus(err), len(st.sim.Hosts()), tfDiagnostics(out))
+	}
+	reapply := time.Since(t1)
+
+	names := map[string]int{}
+	addrs := map[string][]string{}
+	hosts := st.sim.Hosts()
+	for _, h := range hosts {
+		names[h.Name]++
+		for _, ip := range h.IPv4Addrs {
+			addrs[ip] = append(addrs[ip], h.Name)
+		}
+	}
+	if len(hosts) != convergeN {
+		t.Errorf("grid holds %d hosts after the re-apply, want %d", len(hosts), convergeN)
+	}
+	for i := 0; i < convergeN; i++ {
+		name := fmt.Sprintf("%s-%03d.%s", prefix, i, convergeZone)
+		if names[name] != 1 {
+			t.Errorf("host %s exists %d times on the grid, want once", name, names[name])
+		}
+		delete(names, name)
+	}
+	for name := range names {
+		t.Errorf("unexpected host %s on the grid", name)
+	}
+	for ip, holders := range addrs {
+		if len(holders) != 1 {
+			t.Errorf("address %s allocated to %d hosts: %v", ip, len(holders), holders)
+		}
+	}
+
+	out, err = ws.run(t, "state", "list")
+	if err != nil {
+		t.Fatalf("terraform state list: %v\n%s", exitStatus(err), tfDiagnostics(out))
+	}
+	var inState []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			inState = append(inState, l)
+		}
+	}
+	if len(inState) != convergeN {
+		t.Errorf("terraform state lists %d resources after the re-apply, want %d:\n%s", len(inState), convergeN, out)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t2 := time.Now()
+	out, err = ws.run(t, "destroy", "-auto-approve", "-input=false", "-no-color")
+	if err != nil {
+		t.Fatalf("destroy after convergence: %v (grid holds %d hosts)\n%s", exitStatus(err), len(st.sim.Hosts()), tfDiagnostics(out))
+	}
+	destroy := time.Since(t2)
+	if left := st.sim.Hosts(); len(left) != 0 {
+		t.Fatalf("grid holds %d hosts after destroy, want 0: first %s", len(left), left[0].Name)
+	}
+	t.Logf("first phase %.1fs, re-apply %.1fs, destroy %.1fs", firstPhase.Seconds(), reapply.Seconds(), destroy.Seconds())
+}
+
+// tfWorkspace is a Terraform working directory pointed at the test's
+// gateway and at the freshly built provider (dev_overrides: no init).
+type tfWorkspace struct {
+	bin, dir string
+	environ  []string
+}
+
+func (st *convergeStack) workspace(t *testing.T, prefix string) *tfWorkspace {
+	t.Helper()
+	dir := t.TempDir()
+	rc := filepath.Join(dir, "terraformrc")
+	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`provider_installation {
+  dev_overrides { "registry.terraform.io/sas-platform/sas" = %q }
+  direct {}
+}
+`, st.providerDir)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tf := filepath.Join(dir, "tf")
+	if err := os.Mkdir(tf, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(tf, "main.tf"), []byte(fmt.Sprintf(`terraform {
+  required_providers {
+    sas = { source = "sas-platform/sas" }
+  }
+}
+provider "sas" {}
+resource "sas_ip_reservation" "r" {
+  count    = %d
+  network  = count.index %% 2 == 0 ? "sbx-app" : "sbx-data"
+  hostname = format("%s-%%03d", count.index)
+  dns_zone = %q
+}
+`, convergeN, prefix, convergeZone)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Drop any ambient Terraform/Vault/SAS settings so only ours apply.
+	var environ []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "TF_") && !strings.HasPrefix(k, "VAULT_") && !strings.HasPrefix(k, "SAS_") {
+			environ = append(environ, kv)
+		}
+	}
+	environ = append(environ, "TF_CLI_CONFIG_FILE="+rc, "CHECKPOINT_DISABLE=1", "TF_IN_AUTOMATION=1",
+		"SAS_ADDR=http://"+st.addr, "VAULT_TOKEN="+st.token, "SAS_POLICY_BUNDLE=fedramp_sbx_default", "SAS_ENVIRONMENT=sbx")
+	return &tfWorkspace{bin: st.terraform, dir: tf, environ: environ}
+}
+
+// tfProcess is one terraform command in its own process group, so a kill
+// takes the provider plugin down with it.
+type tfProcess struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    bytes.Buffer
+	exited chan struct{} // closed when cmd.Wait returns; err is then set
+	err    error
+}
+
+func (p *tfProcess) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *tfProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+func (p *tfProcess) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// start runs terraform args in the background, bounded by convergeTFBound.
+func (ws *tfWorkspace) start(t *testing.T, args ...string) *tfProcess {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), convergeTFBound)
+	p := &tfProcess{exited: make(chan struct{})}
+	p.cmd = exec.CommandContext(ctx, ws.bin, args...)
+	p.cmd.Dir = ws.dir
+	p.cmd.Env = ws.environ
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.Cancel = func() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
+	p.cmd.WaitDelay = 10 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start terraform %s: %v", strings.Join(args, " "), err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		if ctx.Err() != nil {
+			p.err = fmt.Errorf("terraform %s still running after %s, killed: %w", args[0], convergeTFBound, p.err)
+		}
+		cancel()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited: // reaped: its pid may already belong to someone else
+		default:
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// run runs terraform args to completion and returns its combined output.
+func (ws *tfWorkspace) run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	p := ws.start(t, args...)
+	err := p.wait()
+	return p.output(), err
+}
+
+func exitStatus(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit 0"
+	case errors.As(err, &ee) && ee.Exited():
+		return fmt.Sprintf("exit %d", ee.ExitCode())
+	default:
+		return err.Error()
+	}
+}
+
+// tfDiagnostics is what a failed terraform run said that matters: a
+// summary of its errors, then its diagnostics (the plan and the progress
+// lines before them run to hundreds of lines and say nothing), or, if it
+// printed no error, the end of its output.
+func tfDiagnostics(out string) string {
+	lines := strings.Split(out, "\n")
+	first, errs, with := -1, 0, []string(nil)
+	for i, l := range lines {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "Error: ") {
+			if first < 0 {
+				first = i
+			}
+			errs++
+		}
+		if r, ok := strings.CutPrefix(l, "with "); ok && first >= 0 {
+			with = append(with, strings.TrimSuffix(r, ","))
+		}
+	}
+	if first < 0 {
+		return tail(out, 60)
+	}
+	return fmt.Sprintf("%d errors (%s); %d lines of output before them elided\n%s",
+		errs, strings.Join(with, ", "), first, strings.Join(lines[first:], "\n"))
+}
+
+// tail is the last n lines of s: enough of a long terraform log to see how it ended.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = slices.Concat([]string{fmt.Sprintf("… (%d lines before)", len(lines)-n)}, lines[len(lines)-n:])
+	}
+	return strings.Join(lines, "\n")
+}
