@@ -63,7 +63,7 @@ func TestCreateAdoptsTheObjectItAlreadyMade(t *testing.T) {
 		t.Fatalf("Infoblox holds %d hosts after the adoption, want 1", n)
 	}
 	recs := auditOf(t, gw, again.RequestID)
-	if len(recs) != 1 || recs[0].Outcome != "adopted existing "+first.Result["resource_id"].(string) || recs[0].StatusCode != http.StatusAccepted {
+	if len(recs) != 1 || recs[0].Outcome != "adopted existing "+first.Result["resource_id"].(string) || recs[0].StatusCode != http.StatusOK {
 		t.Fatalf("adoption audit: %+v", recs)
 	}
 	// The adoption is an operation like any other: its key replays it.
@@ -378,5 +378,29 @@ func TestCreateOfANameTakenOutsideSasFails(t *testing.T) {
 	}
 	if hosts := sim.Hosts(); len(hosts) != 1 || hosts[0].Comment != "made by hand" {
 		t.Fatalf("Infoblox after the refused create: %+v", hosts)
+	}
+}
+
+// A destroy cut short, then an apply: the object being deleted is not
+// adopted (it is about to vanish); once the delete is done the create
+// makes it anew.
+func TestCreateDoesNotAdoptWhatIsBeingDeleted(t *testing.T) {
+	sim := env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 300 * time.Millisecond })
+	gw := env.StartGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "redo", Bundles: []string{sbx}})
+	sb := func(c call) call { c.token, c.bundle, c.env = tok, sbx, "sbx"; return c }
+	made := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "POST", path: "/v1/ip-reservations", body: reservationBody("redo-01", "")}))).ID)
+	id := made.Result["resource_id"].(string)
+	del := decodeOp(t, do(t, gw, sb(call{method: "DELETE", path: "/v1/ip-reservations/" + id})))
+	a := do(t, gw, sb(call{method: "POST", path: "/v1/ip-reservations", body: reservationBody("redo-01", "")}))
+	if a.status != http.StatusConflict || !strings.Contains(a.problem.Detail, "being deleted by operation "+del.ID) {
+		t.Fatalf("create while its object is being deleted: %d %+v", a.status, a.problem)
+	}
+	if op := waitOperation(t, gw, tok, del.ID); op.State != api.OperationSucceeded {
+		t.Fatalf("delete: %+v", op)
+	}
+	again := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "POST", path: "/v1/ip-reservations", body: reservationBody("redo-01", "")}))).ID)
+	if again.State != api.OperationSucceeded || again.Result["adopted"] == true || again.Result["resource_id"] == id || len(sim.Hosts()) != 1 {
+		t.Fatalf("create after the delete: %+v, %d hosts", again, len(sim.Hosts()))
 	}
 }

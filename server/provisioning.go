@@ -238,12 +238,12 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeJSON(w, http.StatusAccepted, want.Operation)
 			return
 		}
-		outcome := "accepted"
+		outcome, status := "accepted", http.StatusAccepted
 		if want.Outcome == operations.Adopted {
-			outcome = outcomeText(operations.Adopted, want.Resource.ID)
+			outcome, status = outcomeText(operations.Adopted, want.Resource.ID), http.StatusOK
 		}
 		// Boundary ⑤ before ③: the record is durable before the operation exists.
-		if err := g.commitAudit(r, http.StatusAccepted, outcome); err != nil {
+		if err := g.commitAudit(r, status, outcome); err != nil {
 			writeProblemTo(w, r, auditUnavailable())
 			return
 		}

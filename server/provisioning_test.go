@@ -35,11 +35,7 @@ func waitOperation(t *testing.T, gw *testenv.Gateway, tok, id string) api.Operat
 
 func decodeOp(t *testing.T, a answer) api.Operation {
 	t.Helper()
-	var op api.Operation
-	if err := json.Unmarshal(a.body, &op); err != nil || a.status != http.StatusAccepted {
-		t.Fatalf("want 202 with an operation: %d %s", a.status, a.body)
-	}
-	return op
+	return asOperation(t, a, http.StatusAccepted)
 }
 
 // The whole path for an IP reservation: gateway → policy → audit →

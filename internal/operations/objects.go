@@ -83,6 +83,18 @@ func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resoluti
 		if err := sameObject(n, key, res.OwnerEntityID, res.Owner, res.Bundle, res.Environment, res.Spec, res.ID, ""); err != nil {
 			return Resolution{}, err
 		}
+		// Adopting what is being deleted would hand back an object about
+		// to vanish (a destroy cut short, then an apply): not yet.
+		var deleting string
+		err := q.QueryRowContext(ctx, `SELECT id FROM operations WHERE kind = $1 AND target_id = $2 AND action = $3 AND state IN ($4, $5) LIMIT 1`,
+			n.Kind, res.ID, api.ActionDelete, api.OperationPending, api.OperationRunning).Scan(&deleting)
+		switch {
+		case err == nil:
+			return Resolution{}, &ConflictError{Kind: n.Kind, NaturalKey: key, ResourceID: res.ID,
+				Reason: "it is being deleted by operation " + deleting + "; apply again once that has finished"}
+		case !errors.Is(err, sql.ErrNoRows):
+			return Resolution{}, fmt.Errorf("look up deletes of %s: %w", res.ID, err)
+		}
 		return Resolution{Outcome: Adopted, Resource: &res}, nil
 	case !errors.Is(err, sql.ErrNoRows):
 		return Resolution{}, fmt.Errorf("look up %s %q: %w", n.Kind, key, err)

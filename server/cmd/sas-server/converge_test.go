@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
 	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
@@ -138,29 +137,14 @@ func startConvergeStack(t *testing.T) *convergeStack {
 
 	// A slow grid keeps creates in flight when the kill comes.
 	st.sim = env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 150 * time.Millisecond })
-	data := filepath.Join(dir, "data")
-	if err := audit.EnsureKeys(audit.DefaultKeyPaths(data)); err != nil {
-		t.Fatal(err)
-	}
-	secretFile := filepath.Join(dir, "secret-id")
-	if err := os.WriteFile(secretFile, []byte(env.GatewayLogin.SecretID), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// rescue_after: an attempt cut short by a gateway kill is retried after
 	// this, so keep it close to operation_timeout to bound the test.
-	st.cfg = filepath.Join(dir, "sas-server.hcl")
-	if err := os.WriteFile(st.cfg, []byte(`orchestrator {
+	st.cfg, st.environ, st.addr = serveSetup(t, dir, filepath.Join(dir, "data"), `orchestrator {
   workers_per_kind  = 8
   operation_timeout = "30s"
   rescue_after      = "35s"
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st.addr = freeAddr(t)
-	st.environ = []string{"SAS_LISTEN_ADDR=" + st.addr, "SAS_VAULT_ADDR=" + env.VaultAddr, "SAS_VAULT_ROLE_ID=" + env.GatewayLogin.RoleID,
-		"SAS_VAULT_SECRET_ID_FILE=" + secretFile, "SAS_DATA_DIR=" + data, "SAS_BUNDLE_DIR=" + filepath.Join(root, "examples", "bundles"),
-		"SAS_LOG_LEVEL=warn"}
+`)
 	st.gw = st.serve(t)
 	st.token = env.Caller(t, vaultsetup.CallerSpec{Entity: "converge-test", Bundles: []string{"fedramp_sbx_default"}})
 	return st

@@ -75,28 +75,13 @@ func TestCrashWhileOperationsInFlight(t *testing.T) {
 	}
 	// A slow grid keeps operations in flight when the kill comes.
 	sim := env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 150 * time.Millisecond })
-	root, _ := devvault.RepoRoot()
 	data := filepath.Join(dir, "data")
-	if err := audit.EnsureKeys(audit.DefaultKeyPaths(data)); err != nil {
-		t.Fatal(err)
-	}
-	secretFile := filepath.Join(dir, "secret-id")
-	if err := os.WriteFile(secretFile, []byte(env.GatewayLogin.SecretID), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfgFile := filepath.Join(dir, "sas-server.hcl")
-	if err := os.WriteFile(cfgFile, []byte(`orchestrator {
+	cfgFile, environ, addr := serveSetup(t, dir, data, `orchestrator {
   workers_per_kind  = 4
   operation_timeout = "5s"
   rescue_after      = "6s"
 }
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	addr := freeAddr(t)
-	environ := []string{"SAS_LISTEN_ADDR=" + addr, "SAS_VAULT_ADDR=" + env.VaultAddr, "SAS_VAULT_ROLE_ID=" + env.GatewayLogin.RoleID,
-		"SAS_VAULT_SECRET_ID_FILE=" + secretFile, "SAS_DATA_DIR=" + data, "SAS_BUNDLE_DIR=" + filepath.Join(root, "examples", "bundles"),
-		"SAS_LOG_LEVEL=warn"}
+`)
 	serve := func() *gatewayProcess { return startServeWithConfig(t, exe, cfgFile, environ, addr) }
 	gw := serve()
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "crash-test", Bundles: []string{"fedramp_sbx_default"}})
@@ -242,6 +227,33 @@ func TestCrashWhileOperationsInFlight(t *testing.T) {
 		}
 	}
 	t.Logf("%d operations completed after the crash; %d sub-tokens minted, each revoked", inFlight, len(minted))
+}
+
+// serveSetup prepares what `sas-server serve` needs to run against this
+// package's Vault: audit keys in data, the gateway's AppRole secret in a
+// file, a config file with extra HCL, a free address and the environment.
+func serveSetup(t *testing.T, dir, data, hcl string) (cfgFile string, environ []string, addr string) {
+	t.Helper()
+	root, err := devvault.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := audit.EnsureKeys(audit.DefaultKeyPaths(data)); err != nil {
+		t.Fatal(err)
+	}
+	secretFile := filepath.Join(dir, "secret-id")
+	if err := os.WriteFile(secretFile, []byte(env.GatewayLogin.SecretID), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile = filepath.Join(dir, "sas-server.hcl")
+	if err := os.WriteFile(cfgFile, []byte(hcl), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr = freeAddr(t)
+	environ = []string{"SAS_LISTEN_ADDR=" + addr, "SAS_VAULT_ADDR=" + env.VaultAddr, "SAS_VAULT_ROLE_ID=" + env.GatewayLogin.RoleID,
+		"SAS_VAULT_SECRET_ID_FILE=" + secretFile, "SAS_DATA_DIR=" + data, "SAS_BUNDLE_DIR=" + filepath.Join(root, "examples", "bundles"),
+		"SAS_LOG_LEVEL=warn"}
+	return cfgFile, environ, addr
 }
 
 func startServeWithConfig(t *testing.T, exe, cfgFile string, environ []string, addr string) *gatewayProcess {
