@@ -97,7 +97,11 @@ func (r *IPReservationResource) Schema(ctx context.Context, _ resource.SchemaReq
 	resp.Schema = schema.Schema{
 		MarkdownDescription: "An IP reservation: an Infoblox host record holding the next free address of `network` and the DNS name " +
 			"`hostname.dns_zone`, made through the sas gateway under your policy bundle and tagged with who asked for it. " +
-			"A reservation deleted outside sas is planned for re-creation; import one by its id.",
+			"A reservation deleted outside sas is planned for re-creation; import one by its id.\n\n" +
+			"Creates happen exactly once: if an apply was interrupted (Terraform, the provider or the gateway killed) after the " +
+			"gateway made the reservation but before it reached your state, the next apply adopts that same reservation — same " +
+			"`dns_view` and FQDN, same owner, bundle, environment and settings — instead of failing or making a second one. A name " +
+			"taken by anyone else, or with other settings, is an error on `hostname` that says whose it is and how to import it.",
 		Attributes: map[string]schema.Attribute{
 			"id": schema.StringAttribute{
 				Computed:            true,
