@@ -3,43 +3,17 @@
 # on the local stack, then destroy; prints the wall time of each and the
 # sub-tokens minted and revoked (from the audit trail). `make bench-terraform`.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/bin
+. "$(dirname "$0")/stack.sh"
 work=$root/.demo-bench
-rm -rf "$work"; mkdir -p "$work/tf"
-stack_pid=
-trap '[ -n "$stack_pid" ] && kill -INT "$stack_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
-"$bin/sas-server" dev -listen 127.0.0.1:0 -data-dir "$work/stack" -env-file "$work/env" -log-level warn >"$work/stack.log" 2>&1 &
-stack_pid=$!
-for _ in $(seq 1 300); do [ -s "$work/env" ] && break; sleep 0.2; done
-set -a; . "$work/env"; set +a
-cat >"$work/terraformrc" <<RC
-provider_installation {
-  dev_overrides { "registry.terraform.io/sas-platform/sas" = "$bin" }
-  direct {}
-}
-RC
-export TF_CLI_CONFIG_FILE=$work/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-cat >"$work/tf/main.tf" <<'TF'
-terraform {
-  required_providers {
-    sas = { source = "sas-platform/sas" }
-  }
-}
-provider "sas" {}
-resource "sas_ip_reservation" "r" {
-  count    = 100
-  network  = count.index % 2 == 0 ? "sbx-app" : "sbx-data"
-  hostname = format("bench-%03d", count.index)
-  dns_zone = "sbx.example.internal"
-}
-TF
+rm -rf "$work"; mkdir -p "$work"
+start_stack "$work"
+write_reservations "$work/tf" 100 bench
 t0=$(date +%s.%N)
 "$bin/terraform" -chdir="$work/tf" apply -auto-approve -input=false -no-color >"$work/apply.log" 2>&1 || { tail -20 "$work/apply.log"; exit 1; }
 t1=$(date +%s.%N)
 "$bin/terraform" -chdir="$work/tf" destroy -auto-approve -input=false -no-color >"$work/destroy.log" 2>&1 || { tail -20 "$work/destroy.log"; exit 1; }
 t2=$(date +%s.%N)
-kill -INT "$stack_pid"; wait "$stack_pid" || true; stack_pid=
+stop_stack
 "$bin/sas-server" audit export --data-dir "$work/stack" >"$work/audit.jsonl"
 minted=$(grep -c '"outcome":"sub-token minted' "$work/audit.jsonl" || true)
 revoked=$(grep -c '"outcome":"sub-token revoked' "$work/audit.jsonl" || true)

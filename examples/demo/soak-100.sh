@@ -2,40 +2,15 @@
 # Soak: RUNS (default 30) back-to-back `terraform apply` + `destroy` of 100
 # sas_ip_reservations at Terraform's default parallelism on one local stack.
 # Counts runs that failed or crashed the provider (panic, fatal error), and
-# checks the simulator is empty after every destroy. `make soak RUNS=30`.
+# checks the simulator is empty after every destroy. `make soak RUNS=30`;
+# SAS_PROVIDER_DIR=<dir> soaks the provider binary in <dir> instead of ./bin.
 set -euo pipefail
 runs=${1:-30}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=$root/bin
+. "$(dirname "$0")/stack.sh"
 work=$root/.demo-soak
-rm -rf "$work"; mkdir -p "$work/tf"
-stack_pid=
-trap '[ -n "$stack_pid" ] && kill -INT "$stack_pid" 2>/dev/null; wait 2>/dev/null || true' EXIT
-"$bin/sas-server" dev -listen 127.0.0.1:0 -data-dir "$work/stack" -env-file "$work/env" -log-level warn >"$work/stack.log" 2>&1 &
-stack_pid=$!
-for _ in $(seq 1 300); do [ -s "$work/env" ] && break; sleep 0.2; done
-set -a; . "$work/env"; set +a
-cat >"$work/terraformrc" <<RC
-provider_installation {
-  dev_overrides { "registry.terraform.io/sas-platform/sas" = "$bin" }
-  direct {}
-}
-RC
-export TF_CLI_CONFIG_FILE=$work/terraformrc CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-cat >"$work/tf/main.tf" <<'TF'
-terraform {
-  required_providers {
-    sas = { source = "sas-platform/sas" }
-  }
-}
-provider "sas" {}
-resource "sas_ip_reservation" "r" {
-  count    = 100
-  network  = count.index % 2 == 0 ? "sbx-app" : "sbx-data"
-  hostname = format("soak-%03d", count.index)
-  dns_zone = "sbx.example.internal"
-}
-TF
+rm -rf "$work"; mkdir -p "$work"
+start_stack "$work"
+write_reservations "$work/tf" 100 soak
 # hosts counts the records the Infoblox simulator holds, asking it as an
 # Infoblox admin would (its credentials are in Vault; the dev root token reads them).
 ib_user=$(curl -sf -H "X-Vault-Token: $SAS_DEV_VAULT_ROOT_TOKEN" "$VAULT_ADDR/v1/sas/data/sbx/infoblox" |
@@ -63,6 +38,6 @@ for i in $(seq 1 "$runs"); do
   [ "$left" = 0 ] || { echo "run $i: the simulator still holds $left hosts after destroy"; failed=$((failed + 1)); }
   printf 'run %d/%d: ok %d, failed %d, provider crashes %d, hosts left %s\n' "$i" "$runs" "$ok" "$failed" "$crashed" "$left"
 done
-kill -INT "$stack_pid"; wait "$stack_pid" || true; stack_pid=
+stop_stack
 echo "soak: $runs runs of apply+destroy x100: $ok succeeded, $failed failed, $crashed provider crashes"
 [ "$failed" -eq 0 ] && [ "$crashed" -eq 0 ]

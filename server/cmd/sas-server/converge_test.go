@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
 	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 )
 
@@ -29,6 +31,8 @@ const (
 	convergePollTick = 20 * time.Millisecond
 	// convergeGatewayDown outlasts the gateway client's retries (4, backing off to ~2s).
 	convergeGatewayDown = 8 * time.Second
+	// convergeVaultDown outlasts an attempt's own revocation (revoke_timeout 2s).
+	convergeVaultDown = 8 * time.Second
 )
 
 // A SIGKILLed `terraform apply` (and its provider plugin) leaves hosts the
@@ -94,6 +98,101 @@ func TestKilledGatewayMidApplyConverges(t *testing.T) {
 	st.convergeAndDestroy(t, ws, "gwkill", firstPhase)
 }
 
+// Vault stops answering (SIGSTOP) for a while in the middle of an apply:
+// the apply may fail, but once Vault is back the re-apply converges, destroy
+// leaves the grid empty, and no sub-token of the test is alive in Vault —
+// the revocations that failed during the outage were retried by the sweep
+// (their TTL, 30s, has not passed when this is checked first).
+func TestVaultPausedMidApplyLeavesNoLiveSubToken(t *testing.T) {
+	st := startConvergeStack(t)
+	ws := st.workspace(t, "vpause")
+
+	t0 := time.Now()
+	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	st.waitForHosts(t, 8, first)
+	vault := env.VaultProcess()
+	if err := vault.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	t.Cleanup(func() {
+		if paused {
+			_ = vault.Signal(syscall.SIGCONT)
+		}
+	})
+	hostsAtPause := len(st.sim.Hosts())
+	if hostsAtPause <= 0 || hostsAtPause >= convergeN {
+		t.Fatalf("Vault paused with %d of %d hosts on the grid: not mid-apply", hostsAtPause, convergeN)
+	}
+	time.Sleep(convergeVaultDown) // the outage
+	if err := vault.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	paused = false
+	resumedAt := time.Now()
+	failedRevocations := st.auditCount(t, "sub-token revocation failed")
+	if failedRevocations == 0 {
+		t.Fatalf("no sub-token revocation failed while Vault was stopped: the outage did not hit operations in flight")
+	}
+	err := first.wait()
+	t.Logf("Vault stopped for %s with %d of %d hosts on the grid; %d revocations failed; first apply: %v",
+		convergeVaultDown, hostsAtPause, convergeN, failedRevocations, exitStatus(err))
+
+	// Before any of them could have expired: every sub-token is gone.
+	deadline := resumedAt.Add(20 * time.Second)
+	for len(st.liveSubTokens(t)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if live := st.liveSubTokens(t); len(live) > 0 {
+		t.Fatalf("%d sub-tokens still alive in Vault %s after it came back: %v", len(live), time.Since(resumedAt).Round(time.Second), live)
+	}
+	if swept := st.auditCount(t, "sub-token revoked by the sweep"); swept < failedRevocations {
+		t.Fatalf("%d revocations failed, the sweep audited %d revocations", failedRevocations, swept)
+	}
+	st.convergeAndDestroy(t, ws, "vpause", time.Since(t0))
+	if live := st.liveSubTokens(t); len(live) > 0 {
+		t.Fatalf("sub-tokens alive after the destroy: %v", live)
+	}
+}
+
+// liveSubTokens asks Vault, as its operator would, which sub-tokens minted
+// for this test's caller are still alive.
+func (st *convergeStack) liveSubTokens(t *testing.T) []string {
+	t.Helper()
+	accs, err := env.Admin().Logical().List("auth/token/accessors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var live []string
+	keys, _ := accs.Data["keys"].([]any)
+	for _, k := range keys {
+		s, err := env.Admin().Auth().Token().LookupAccessor(k.(string))
+		if err != nil || s == nil {
+			continue
+		}
+		if meta, _ := s.Data["meta"].(map[string]any); meta != nil && meta["owner"] == st.owner {
+			live = append(live, fmt.Sprint(meta["operation_id"]))
+		}
+	}
+	return live
+}
+
+// auditCount counts the gateway's audit records whose outcome starts with
+// prefix, reading its SQLite file beside the running gateway.
+func (st *convergeStack) auditCount(t *testing.T, prefix string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(st.data, store.SQLiteFile)+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM audit_records WHERE outcome LIKE $1`, prefix+"%").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // convergeStack is a simulator, a real `sas-server serve` process and a
 // caller token, all for one test.
 type convergeStack struct {
@@ -103,6 +202,8 @@ type convergeStack struct {
 	addr        string
 	gw          *gatewayProcess
 	token       string
+	owner       string // the caller's entity name: the owner on every sub-token of this test
+	data        string
 	terraform   string
 	providerDir string
 }
@@ -139,14 +240,18 @@ func startConvergeStack(t *testing.T) *convergeStack {
 	st.sim = env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 150 * time.Millisecond })
 	// rescue_after: an attempt cut short by a gateway kill is retried after
 	// this, so keep it close to operation_timeout to bound the test.
-	st.cfg, st.environ, st.addr = serveSetup(t, dir, filepath.Join(dir, "data"), `orchestrator {
+	st.data = filepath.Join(dir, "data")
+	st.cfg, st.environ, st.addr = serveSetup(t, dir, st.data, `orchestrator {
   workers_per_kind  = 8
   operation_timeout = "30s"
   rescue_after      = "35s"
+  revoke_timeout    = "2s"
+  sweep_interval    = "1s"
 }
 `)
 	st.gw = st.serve(t)
-	st.token = env.Caller(t, vaultsetup.CallerSpec{Entity: "converge-test", Bundles: []string{"fedramp_sbx_default"}})
+	st.owner = "converge-" + strings.ToLower(strings.TrimPrefix(t.Name(), "Test"))
+	st.token = env.Caller(t, vaultsetup.CallerSpec{Entity: st.owner, Bundles: []string{"fedramp_sbx_default"}})
 	return st
 }
 
