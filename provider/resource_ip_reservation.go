@@ -290,6 +290,13 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 	}
 	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
 	plan.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
+	if op.Result["adopted"] == true {
+		resp.Diagnostics.AddAttributeWarning(path.Root("hostname"), "Adopted Existing IP Reservation",
+			fmt.Sprintf("%s.%s already existed as %s, made by you with the same settings, bundle and environment — typically by an "+
+				"apply that was interrupted before it could save it to state — so Terraform now manages that reservation instead "+
+				"of making a second one. If another resource block or workspace also manages %s, remove it from one of them "+
+				"(`terraform state rm`), or destroying either would delete it for both.", body.Hostname, body.DNSZone, plan.ID.ValueString(), plan.ID.ValueString()))
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 

@@ -111,6 +111,11 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 
 	g = &Gateway{cfg: cfg, vault: sess, store: st, audit: chain, policy: eval, ops: operations.NewBook(st), metrics: newGatewayMetrics(),
 		tokenCache: newTokenCache(cfg.TokenCacheTTL)}
+	if n, err := g.ops.BackfillNaturalKeys(ctx); err != nil {
+		cfg.Logger.Warn("natural keys of resources stored before schema 5 not all set; those are not adopted by a repeated create", "error", err)
+	} else if n > 0 {
+		cfg.Logger.Info("natural keys set on resources stored before schema 5", "count", n)
+	}
 	if cfg.RateLimit > 0 {
 		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
 	}

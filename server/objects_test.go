@@ -298,6 +298,10 @@ func TestAbandonedRequestsAreStillWhole(t *testing.T) {
 	for _, b := range broken {
 		t.Error(b)
 	}
+	// The store was healthy throughout: a hang-up is no reason not to store.
+	if len(notStored) > 0 || len(stored) != len(accepted) {
+		t.Errorf("%d accepted, %d stored, %d audited as not stored: hang-ups cancelled stores", len(accepted), len(stored), len(notStored))
+	}
 	// Proof the hang-ups landed mid-request: allows whose client never saw the answer.
 	abandoned := len(accepted) - 5 - int(answered.Load())
 	if abandoned <= 0 {

@@ -241,6 +241,7 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 		outcome, status := "accepted", http.StatusAccepted
 		if want.Outcome == operations.Adopted {
 			outcome, status = outcomeText(operations.Adopted, want.Resource.ID), http.StatusOK
+			note(r, func(rec *audit.Record) { rec.TargetID = want.Resource.ID })
 		}
 		// Boundary ⑤ before ③: the record is durable before the operation exists.
 		if err := g.commitAudit(r, status, outcome); err != nil {
@@ -258,12 +259,16 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
+		status = http.StatusAccepted
+		if got == operations.Adopted {
+			status = http.StatusOK
+		}
 		if got != want.Outcome {
 			// A concurrent request (this replica or another) got there first.
-			g.auditFollowUp(ctx, r, http.StatusAccepted, outcomeText(got, op.ID))
+			g.auditFollowUp(ctx, r, status, outcomeText(got, op.ID))
 		}
 		if got == operations.Adopted {
-			writeJSON(w, http.StatusOK, op)
+			writeJSON(w, status, op)
 			return
 		}
 		if got == operations.Created {

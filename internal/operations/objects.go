@@ -194,6 +194,8 @@ func insert(ctx context.Context, q store.Querier, id string, n New, hash, state,
 // idempotency key or a natural key (two replicas included) for the rest
 // of the transaction; SQLite's BEGIN IMMEDIATE already serialises writers.
 // Idempotency first, then the natural key: one order, so no deadlock.
+// (A delete's target lookup may run before the lock on that key: a key
+// set once at create and never changed, so reading it unlocked is safe.)
 func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 	if b.st.Driver != store.DriverPostgres {
 		return nil
@@ -202,8 +204,19 @@ func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 	if n.IdempotencyKey != "" {
 		keys = append(keys, "idempotency\x00"+n.OwnerEntityID+"\x00"+n.Owner+"\x00"+n.IdempotencyKey)
 	}
+	natural := ""
 	if n.Object != nil {
-		keys = append(keys, "natural\x00"+n.Kind+"\x00"+n.Object.NaturalKey())
+		natural = n.Object.NaturalKey()
+	} else if n.TargetID != "" {
+		// An update or delete holds its target's key too, so a create
+		// cannot adopt the object while a delete of it is being stored.
+		err := q.QueryRowContext(ctx, `SELECT natural_key FROM resources WHERE id = $1 AND kind = $2`, n.TargetID, n.Kind).Scan(&natural)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("look up %s: %w", n.TargetID, err)
+		}
+	}
+	if natural != "" {
+		keys = append(keys, "natural\x00"+n.Kind+"\x00"+natural)
 	}
 	for _, k := range keys {
 		h := fnv.New64a()
@@ -213,6 +226,44 @@ func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 		}
 	}
 	return nil
+}
+
+// BackfillNaturalKeys gives resources and unfinished creates stored before
+// natural keys existed (schema version 5) their key, so a create repeated
+// after an upgrade still finds them. It is idempotent and cheap when done.
+func (b *Book) BackfillNaturalKeys(ctx context.Context) (int, error) {
+	type row struct{ table, id, kind, spec string }
+	var todo []row
+	for _, q := range []struct{ table, query string }{
+		{"resources", `SELECT id, kind, spec_json FROM resources WHERE natural_key = ''`},
+		{"operations", `SELECT id, kind, request_json FROM operations WHERE natural_key = '' AND action = 'create' AND state IN ('pending', 'running')`},
+	} {
+		rows, err := b.st.DB.QueryContext(ctx, q.query)
+		if err != nil {
+			return 0, fmt.Errorf("natural keys: %w", err)
+		}
+		for rows.Next() {
+			r := row{table: q.table}
+			if err := rows.Scan(&r.id, &r.kind, &r.spec); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("natural keys: %w", err)
+			}
+			todo = append(todo, r)
+		}
+		rows.Close()
+	}
+	n := 0
+	for _, r := range todo {
+		obj, ok := api.NewRequestBody(r.kind, api.ActionCreate).(api.NaturalKeyed)
+		if !ok || json.Unmarshal([]byte(r.spec), obj) != nil {
+			continue
+		}
+		if _, err := b.st.DB.ExecContext(ctx, `UPDATE `+r.table+` SET natural_key = $1 WHERE id = $2 AND natural_key = ''`, obj.NaturalKey(), r.id); err != nil {
+			return n, fmt.Errorf("natural key of %s: %w", r.id, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func firstNonEmpty(vs ...string) string {

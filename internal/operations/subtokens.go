@@ -12,7 +12,11 @@ import (
 const (
 	SubTokenLive          = "live"           // minted; its attempt (or read) may still use it
 	SubTokenRevokePending = "revoke_pending" // revocation failed; the sweep retries it
+	SubTokenSweeping      = "sweeping"       // one sweep (of one replica) is on it now
 )
+
+// sweepClaimFor: a claim older than this was left by a sweep that died.
+const sweepClaimFor = time.Minute
 
 // SubTokenRecord is a minted sub-token as the ledger keeps it: the
 // accessor (never the token) and the context its audit records carry.
@@ -25,6 +29,7 @@ type SubTokenRecord struct {
 	ExpiresAt   time.Time
 	Attempts    int // failed revocations so far
 	LastError   string
+	UpdatedNs   int64 // the row's version, for ClaimSubToken
 }
 
 // RecordSubToken enters a minted sub-token in the ledger, before its first
@@ -69,10 +74,11 @@ func (b *Book) SubTokenRevokeFailed(ctx context.Context, accessor string, cause 
 // answer and the ledger's).
 func (b *Book) SubTokensToSweep(ctx context.Context, now time.Time) ([]SubTokenRecord, error) {
 	rows, err := b.st.DB.QueryContext(ctx, `SELECT s.accessor, s.operation_id, s.purpose, s.state, s.request_id, s.owner_entity_id, s.owner_name,
-		s.bundle, s.environment, s.kind, s.action, s.decision_id, s.expires_ns, s.revoke_attempts, s.last_error
+		s.bundle, s.environment, s.kind, s.action, s.decision_id, s.expires_ns, s.revoke_attempts, s.last_error, s.updated_ns
 		FROM subtokens s LEFT JOIN operations o ON o.id = s.operation_id AND s.purpose = 'operation'
-		WHERE s.state = $1 OR s.expires_ns < $2 OR o.state IN ($3, $4, $5)
-		ORDER BY s.created_ns`, SubTokenRevokePending, now.UnixNano(), api.OperationSucceeded, api.OperationFailed, api.OperationCancelled)
+		WHERE (s.state <> $1 OR s.updated_ns < $2) AND (s.state <> $3 OR s.expires_ns < $4 OR o.state IN ($5, $6, $7))
+		ORDER BY s.created_ns`, SubTokenSweeping, now.Add(-sweepClaimFor).UnixNano(), SubTokenLive, now.UnixNano(),
+		api.OperationSucceeded, api.OperationFailed, api.OperationCancelled)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +89,7 @@ func (b *Book) SubTokensToSweep(ctx context.Context, now time.Time) ([]SubTokenR
 		var exp int64
 		w := &r.Work
 		if err := rows.Scan(&r.Accessor, &r.OperationID, &r.Purpose, &r.State, &w.RequestID, &w.OwnerEntityID, &w.Owner,
-			&w.Bundle, &w.Environment, &w.Kind, &w.Action, &w.DecisionID, &exp, &r.Attempts, &r.LastError); err != nil {
+			&w.Bundle, &w.Environment, &w.Kind, &w.Action, &w.DecisionID, &exp, &r.Attempts, &r.LastError, &r.UpdatedNs); err != nil {
 			return nil, err
 		}
 		w.ID = r.OperationID
@@ -91,4 +97,17 @@ func (b *Book) SubTokensToSweep(ctx context.Context, now time.Time) ([]SubTokenR
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// ClaimSubToken makes this sweep the one handling r (replicas sweep the
+// same ledger): false when another sweep or the token's own attempt has
+// changed the row since it was listed.
+func (b *Book) ClaimSubToken(ctx context.Context, r SubTokenRecord) (bool, error) {
+	res, err := b.st.DB.ExecContext(ctx, `UPDATE subtokens SET state = $1, updated_ns = $2 WHERE accessor = $3 AND updated_ns = $4`,
+		SubTokenSweeping, time.Now().UnixNano(), r.Accessor, r.UpdatedNs)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }

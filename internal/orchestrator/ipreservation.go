@@ -85,7 +85,7 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 		// The gateway adopts what sas made for this caller before it gets
 		// here; a name still taken was made outside sas (or by a request
 		// sas has no record of). Say whose it is; never take it over.
-		return Result{}, Permanent(takenName(ctx, c, fqdn, req.DNSView, err))
+		return Result{}, Permanent(takenName(ctx, c, fqdn, req.DNSView, op.Owner, err))
 	}
 	if err != nil {
 		return Result{}, classify(err)
@@ -94,7 +94,8 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 }
 
 // takenName describes the host that holds fqdn in Infoblox already.
-func takenName(ctx context.Context, c *infoblox.Client, fqdn, view string, cause error) error {
+// Whose it is, and where, is said only to its owner.
+func takenName(ctx context.Context, c *infoblox.Client, fqdn, view, caller string, cause error) error {
 	if view == "" {
 		view = api.DefaultDNSView
 	}
@@ -102,12 +103,17 @@ func takenName(ctx context.Context, c *infoblox.Client, fqdn, view string, cause
 	if err != nil {
 		return fmt.Errorf("Infoblox already holds a record named %s in view %s (%v); choose another hostname, or have it removed from Infoblox", fqdn, view, cause)
 	}
-	whose := "it was made outside sas"
-	if tags, managed := h.Tags(); managed {
-		whose = fmt.Sprintf("sas made it for %s under bundle %s in %s (request %s), but holds no record of it", tags.Owner, tags.Bundle, tags.Environment, tags.RequestID)
+	tags, managed := h.Tags()
+	switch {
+	case !managed:
+		return fmt.Errorf("Infoblox already holds host %s in view %s (%s, %s); it was made outside sas, and sas does not take over "+
+			"objects it did not make: choose another hostname, or have the host removed from Infoblox", fqdn, view, h.Ref, h.IPv4())
+	case tags.Owner != caller:
+		return fmt.Errorf("Infoblox already holds host %s in view %s and it belongs to another caller; choose another hostname", fqdn, view)
 	}
-	return fmt.Errorf("Infoblox already holds host %s in view %s (%s, %s); %s. sas does not take over objects it cannot vouch for: "+
-		"choose another hostname, or have the host removed from Infoblox", fqdn, view, h.Ref, h.IPv4(), whose)
+	return fmt.Errorf("Infoblox already holds host %s in view %s (%s, %s), made by sas for you under bundle %s in %s (request %s), "+
+		"but sas holds no record of it (it predates this gateway's database, or the record was lost), so it is not adopted: "+
+		"have it removed from Infoblox, or choose another hostname", fqdn, view, h.Ref, h.IPv4(), tags.Bundle, tags.Environment, tags.RequestID)
 }
 
 func (e *IPReservationExecutor) update(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {

@@ -240,7 +240,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 // a shared database it may belong to another replica's running attempt. The
 // attempt that resumes the operation revokes it, and its TTL bounds it.
 func (o *Orchestrator) Start(ctx context.Context) error {
-	o.Sweep(ctx)
+	go o.Sweep(ctx) // Vault may be slow to answer; serving does not wait for it
 	unfinished, err := o.cfg.Book.Unfinished(ctx)
 	if err != nil {
 		return fmt.Errorf("recovery: %w", err)
@@ -471,8 +471,12 @@ func (o *Orchestrator) mint(ctx context.Context, w operations.Work, purpose stri
 		err = o.cfg.Book.SetSubToken(ctx, w.ID, sub.Accessor)
 	}
 	if err != nil {
-		_ = o.cfg.Vault.RevokeSubToken(context.WithoutCancel(ctx), sub.Accessor)
-		return vault.SubToken{}, fmt.Errorf("%w: %v", errNotRecorded, err)
+		// Nothing used it; if Vault will not revoke it now either, the
+		// ledger (if it got the row) hands it to the sweep, else its TTL ends it.
+		if rerr := o.revoke(context.WithoutCancel(ctx), w, sub.Accessor, "sub-token revoked: it could not be recorded"); rerr != nil {
+			o.cfg.Logger.Error("unrecorded sub-token not revoked", "operation_id", w.ID, "error", rerr)
+		}
+		return vault.SubToken{}, fmt.Errorf("%w: %w", errNotRecorded, err)
 	}
 	return sub, nil
 }
@@ -513,9 +517,26 @@ func (o *Orchestrator) Sweep(ctx context.Context) {
 		o.cfg.Logger.Warn("sub-token sweep", "error", err)
 		return
 	}
+	var vaultDown error // once Vault fails, the rest of this sweep does not wait on it again
 	for _, t := range toks {
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := o.cfg.Vault.RevokeSubToken(rctx, t.Accessor)
+		if ctx.Err() != nil {
+			return
+		}
+		if ok, err := o.cfg.Book.ClaimSubToken(ctx, t); err != nil || !ok {
+			continue // another replica's sweep has it, or it changed since listed
+		}
+		err := vaultDown
+		if err == nil {
+			vctx, cancel := context.WithTimeout(ctx, sweepVaultTimeout)
+			err = o.cfg.Vault.RevokeSubToken(vctx, t.Accessor)
+			cancel()
+			if err != nil {
+				vaultDown = err
+			}
+		}
+		// The bookkeeping gets its own time: a Vault that hung must not
+		// also cost the record of what happened.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		var outcome string
 		switch {
 		case err == nil && now.After(t.ExpiresAt):
@@ -526,22 +547,25 @@ func (o *Orchestrator) Sweep(ctx context.Context) {
 			outcome = fmt.Sprintf("sub-token expired: its TTL passed at %s before Vault could confirm its revocation (%d failed attempt(s), last: %s)",
 				t.ExpiresAt.UTC().Format(time.RFC3339), t.Attempts+1, truncate(err.Error(), 200))
 		default:
-			if _, lerr := o.cfg.Book.SubTokenRevokeFailed(rctx, t.Accessor, err); lerr != nil {
+			if _, lerr := o.cfg.Book.SubTokenRevokeFailed(wctx, t.Accessor, err); lerr != nil {
 				o.cfg.Logger.Warn("sub-token sweep", "error", lerr)
 			}
 			cancel()
 			continue
 		}
-		if err := o.record(rctx, t.Work, t.Accessor, outcome); err != nil {
+		if err := o.record(wctx, t.Work, t.Accessor, outcome); err != nil {
 			o.cfg.Logger.Warn("sub-token sweep: audit", "error", err)
-		} else if err := o.cfg.Book.SubTokenGone(rctx, t.Accessor); err != nil {
+		} else if err := o.cfg.Book.SubTokenGone(wctx, t.Accessor); err != nil {
 			o.cfg.Logger.Warn("sub-token sweep", "error", err)
 		} else if t.Purpose == purposeOperation {
-			_ = o.cfg.Book.ClearSubToken(rctx, t.OperationID, t.Accessor)
+			_ = o.cfg.Book.ClearSubToken(wctx, t.OperationID, t.Accessor)
 		}
 		cancel()
 	}
 }
+
+// sweepVaultTimeout bounds the sweep's wait on Vault for one token.
+const sweepVaultTimeout = 5 * time.Second
 
 // record appends an orchestrator event to the audit chain under the
 // operation's request id; the accessor is HMAC'd by the chain.

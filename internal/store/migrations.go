@@ -145,6 +145,14 @@ var migrations = [][]string{
 			updated_ns      BIGINT  NOT NULL
 		)`,
 		`CREATE INDEX subtokens_state ON subtokens (state, expires_ns)`,
+		// Accessors the previous version kept only on operations: into the
+		// ledger, so the sweep takes those of ended operations (their TTL,
+		// unknown here, is bounded at a day) and the next attempt the others.
+		`INSERT INTO subtokens (accessor, operation_id, purpose, state, request_id, owner_entity_id, owner_name, bundle, environment,
+			kind, action, decision_id, expires_ns, revoke_attempts, last_error, created_ns, updated_ns)
+			SELECT subtoken_accessor, id, 'operation', 'live', request_id, owner_entity_id, owner_name, bundle, environment,
+			kind, action, decision_id, updated_ns + 86400000000000, 0, '', updated_ns, updated_ns
+			FROM operations WHERE subtoken_accessor <> ''`,
 	},
 }
 

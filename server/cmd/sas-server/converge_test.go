@@ -56,7 +56,14 @@ func TestKilledTerraformApplyConverges(t *testing.T) {
 	killPhase := time.Since(t0)
 	t.Logf("terraform SIGKILLed after %.1fs with %d of %d hosts on the grid", killPhase.Seconds(), hostsAtKill, convergeN)
 
-	st.convergeAndDestroy(t, ws, "kill", killPhase)
+	reapply := st.convergeAndDestroy(t, ws, "kill", killPhase)
+	// Proof the re-apply adopted what the killed one made, rather than
+	// making it again: the provider says so for each adopted reservation.
+	adopted := strings.Count(reapply, "Adopted Existing IP Reservation")
+	if adopted == 0 {
+		t.Fatalf("the re-apply adopted nothing, yet %d hosts existed that the killed apply had not saved", hostsAtKill)
+	}
+	t.Logf("the re-apply adopted %d reservations the killed apply made", adopted)
 }
 
 // A SIGKILLed gateway, restarted on the same address and data dir while
@@ -284,14 +291,15 @@ func (st *convergeStack) waitForHosts(t *testing.T, want int, tf *tfProcess) {
 // convergeAndDestroy re-applies after a kill and checks the result: N
 // hosts named prefix-000…, each once, each its own address, all N in
 // state; then destroys and checks the grid is empty.
-func (st *convergeStack) convergeAndDestroy(t *testing.T, ws *tfWorkspace, prefix string, firstPhase time.Duration) {
+// It returns the re-apply's output.
+func (st *convergeStack) convergeAndDestroy(t *testing.T, ws *tfWorkspace, prefix string, firstPhase time.Duration) string {
 	t.Helper()
 	t1 := time.Now()
 	out, err := ws.run(t, "apply", "-auto-approve", "-input=false", "-no-color")
 	if err != nil {
 		t.Fatalf("re-apply after the kill: %v (grid holds %d hosts)\n%s", exitStatus(err), len(st.sim.Hosts()), tfDiagnostics(out))
 	}
-	reapply := time.Since(t1)
+	reapply, reapplyOut := time.Since(t1), out
 
 	names := map[string]int{}
 	addrs := map[string][]string{}
@@ -348,6 +356,7 @@ func (st *convergeStack) convergeAndDestroy(t *testing.T, ws *tfWorkspace, prefi
 		t.Fatalf("grid holds %d hosts after destroy, want 0: first %s", len(left), left[0].Name)
 	}
 	t.Logf("first phase %.1fs, re-apply %.1fs, destroy %.1fs", firstPhase.Seconds(), reapply.Seconds(), destroy.Seconds())
+	return reapplyOut
 }
 
 // tfWorkspace is a Terraform working directory pointed at the test's

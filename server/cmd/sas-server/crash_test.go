@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m, &env) }
 type gatewayProcess struct {
 	cmd    *exec.Cmd
 	addr   string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	exited chan error
 }
 
@@ -256,9 +257,27 @@ func serveSetup(t *testing.T, dir, data, hcl string) (cfgFile string, environ []
 	return cfgFile, environ, addr
 }
 
+// lockedBuffer collects a child process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func startServeWithConfig(t *testing.T, exe, cfgFile string, environ []string, addr string) *gatewayProcess {
 	t.Helper()
-	p := &gatewayProcess{cmd: exec.Command(exe, "serve", "-config", cfgFile), addr: addr, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	p := &gatewayProcess{cmd: exec.Command(exe, "serve", "-config", cfgFile), addr: addr, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	p.cmd.Env = append(os.Environ(), environ...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

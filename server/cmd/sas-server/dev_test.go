@@ -32,7 +32,7 @@ func TestDevStack(t *testing.T) {
 	envFile := filepath.Join(dir, "env")
 	cmd := exec.Command(exe, "dev", "-listen", "127.0.0.1:0", "-data-dir", filepath.Join(dir, "data"),
 		"-env-file", envFile, "-vault-dev-bin", vaultBin, "-log-level", "warn")
-	var stderr strings.Builder
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
