@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +65,63 @@ func TestKilledTerraformApplyConverges(t *testing.T) {
 		t.Fatalf("the re-apply adopted nothing, yet %d hosts existed that the killed apply had not saved", hostsAtKill)
 	}
 	t.Logf("the re-apply adopted %d reservations the killed apply made", adopted)
+}
+
+// The provider plugin alone dies mid-apply (as when it crashed): Terraform
+// survives it, saves what it saw finish and fails the rest; the re-apply
+// adopts what the gateway made for the calls that died with the plugin.
+func TestKilledProviderMidApplyConverges(t *testing.T) {
+	st := startConvergeStack(t)
+	ws := st.workspace(t, "pkill")
+
+	t0 := time.Now()
+	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	st.waitForHosts(t, convergeKillAt, first)
+	plugin := childNamed(t, first.cmd.Process.Pid, "terraform-provider-sas")
+	if err := syscall.Kill(plugin, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill the provider plugin: %v", err)
+	}
+	hostsAtKill := len(st.sim.Hosts())
+	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
+		t.Fatalf("provider killed with %d of %d hosts on the grid: not mid-apply", hostsAtKill, convergeN)
+	}
+	if err := first.wait(); err == nil {
+		t.Fatalf("terraform apply succeeded although its provider was killed mid-apply:\n%s", tail(first.output(), 20))
+	}
+	killPhase := time.Since(t0)
+	t.Logf("provider plugin SIGKILLed after %.1fs with %d of %d hosts on the grid; terraform failed as it should", killPhase.Seconds(), hostsAtKill, convergeN)
+	reapply := st.convergeAndDestroy(t, ws, "pkill", killPhase)
+	t.Logf("the re-apply adopted %d reservations", strings.Count(reapply, "Adopted Existing IP Reservation"))
+}
+
+// childNamed finds the child process of parent whose command is name
+// (Linux /proc), failing the test if there is none.
+func childNamed(t *testing.T, parent int, name string) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces, so split after ')'.
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		fields := strings.Fields(s[i+1:])
+		comm := s[strings.IndexByte(s, '(')+1 : i]
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) && strings.HasPrefix(name, comm) {
+			return pid
+		}
+	}
+	t.Fatalf("no child process %s of %d", name, parent)
+	return 0
 }
 
 // A SIGKILLed gateway, restarted on the same address and data dir while
