@@ -2,7 +2,7 @@ package server_test
 
 import (
 	"fmt"
-	"strings"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -113,29 +113,8 @@ func pendingSubTokens(t *testing.T, gw *testenv.Gateway) int {
 	return n
 }
 
-// liveSubTokens asks Vault (as an operator would) which tokens of these
-// operations still exist.
+// liveSubTokens lists the live sub-tokens of these operations.
 func liveSubTokens(t *testing.T, ops []string) []string {
 	t.Helper()
-	mine := map[string]bool{}
-	for _, id := range ops {
-		mine[id] = true
-	}
-	accs, err := env.Admin().Logical().List("auth/token/accessors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live []string
-	keys, _ := accs.Data["keys"].([]any)
-	for _, k := range keys {
-		s, err := env.Admin().Auth().Token().LookupAccessor(k.(string))
-		if err != nil || s == nil {
-			continue
-		}
-		meta, _ := s.Data["meta"].(map[string]any)
-		if id, _ := meta["operation_id"].(string); mine[id] {
-			live = append(live, id+" ("+strings.TrimPrefix(fmt.Sprint(s.Data["display_name"]), "token-")+")")
-		}
-	}
-	return live
+	return env.LiveSubTokens(t, func(meta map[string]any) bool { return slices.Contains(ops, fmt.Sprint(meta["operation_id"])) })
 }

@@ -117,6 +117,29 @@ func (e *Env) Caller(t testing.TB, spec vaultsetup.CallerSpec) string {
 // play a Vault outage (every test of the package shares this Vault).
 func (e *Env) VaultProcess() *os.Process { return e.server.Process() }
 
+// LiveSubTokens asks Vault, as its operator would, for the sub-tokens still
+// alive whose metadata matches (operation_id, request_id, owner, bundle),
+// and returns their operations' ids.
+func (e *Env) LiveSubTokens(t testing.TB, match func(meta map[string]any) bool) []string {
+	t.Helper()
+	accs, err := e.admin.Logical().List("auth/token/accessors")
+	if err != nil {
+		t.Fatalf("testenv: list token accessors: %v", err)
+	}
+	var live []string
+	keys, _ := accs.Data["keys"].([]any)
+	for _, k := range keys {
+		s, err := e.admin.Auth().Token().LookupAccessor(k.(string))
+		if err != nil || s == nil {
+			continue // gone since it was listed
+		}
+		if meta, _ := s.Data["meta"].(map[string]any); meta != nil && meta["operation_id"] != nil && match(meta) {
+			live = append(live, fmt.Sprint(meta["operation_id"]))
+		}
+	}
+	return live
+}
+
 // RootToken is the dev server's root token — the one kind of token Vault
 // never expires, and which the gateway must refuse.
 func (e *Env) RootToken() string { return e.server.RootToken() }

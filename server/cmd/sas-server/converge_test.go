@@ -220,26 +220,10 @@ func TestVaultPausedMidApplyLeavesNoLiveSubToken(t *testing.T) {
 	}
 }
 
-// liveSubTokens asks Vault, as its operator would, which sub-tokens minted
-// for this test's caller are still alive.
+// liveSubTokens lists the live sub-tokens minted for this test's caller.
 func (st *convergeStack) liveSubTokens(t *testing.T) []string {
 	t.Helper()
-	accs, err := env.Admin().Logical().List("auth/token/accessors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var live []string
-	keys, _ := accs.Data["keys"].([]any)
-	for _, k := range keys {
-		s, err := env.Admin().Auth().Token().LookupAccessor(k.(string))
-		if err != nil || s == nil {
-			continue
-		}
-		if meta, _ := s.Data["meta"].(map[string]any); meta != nil && meta["owner"] == st.owner {
-			live = append(live, fmt.Sprint(meta["operation_id"]))
-		}
-	}
-	return live
+	return env.LiveSubTokens(t, func(meta map[string]any) bool { return meta["owner"] == st.owner })
 }
 
 // auditCount counts the gateway's audit records whose outcome starts with

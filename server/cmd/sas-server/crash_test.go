@@ -212,20 +212,9 @@ func TestCrashWhileOperationsInFlight(t *testing.T) {
 		}
 	}
 
-	// No live sub-token in Vault: every token with an operation_id is gone.
-	accs, err := env.Admin().Logical().List("auth/token/accessors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, _ := accs.Data["keys"].([]any)
-	for _, k := range keys {
-		s, err := env.Admin().Auth().Token().LookupAccessor(k.(string))
-		if err != nil || s == nil {
-			continue
-		}
-		if meta, _ := s.Data["meta"].(map[string]any); meta != nil && meta["operation_id"] != nil {
-			t.Errorf("sub-token of operation %v still alive", meta["operation_id"])
-		}
+	// No live sub-token in Vault: every token minted for this caller is gone.
+	if live := env.LiveSubTokens(t, func(meta map[string]any) bool { return meta["owner"] == "crash-test" }); len(live) > 0 {
+		t.Errorf("sub-tokens of operations %v still alive", live)
 	}
 	t.Logf("%d operations completed after the crash; %d sub-tokens minted, each revoked", inFlight, len(minted))
 }
