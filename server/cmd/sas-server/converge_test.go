@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,15 +45,8 @@ func TestKilledTerraformApplyConverges(t *testing.T) {
 	ws := st.workspace(t, "kill")
 
 	t0 := time.Now()
-	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
-	st.waitForHosts(t, convergeKillAt, first)
-	if err := syscall.Kill(-first.cmd.Process.Pid, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill terraform's process group: %v", err)
-	}
-	hostsAtKill := len(st.sim.Hosts())
-	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
-		t.Fatalf("terraform killed with %d of %d hosts on the grid: the kill did not land mid-apply\n%s", hostsAtKill, convergeN, tail(first.output(), 40))
-	}
+	first := st.applyUntilHosts(t, ws, convergeKillAt)
+	hostsAtKill := st.midApply(t, "terraform killed", first, func() error { return syscall.Kill(-first.cmd.Process.Pid, syscall.SIGKILL) })
 	<-first.exited
 	killPhase := time.Since(t0)
 	t.Logf("terraform SIGKILLed after %.1fs with %d of %d hosts on the grid", killPhase.Seconds(), hostsAtKill, convergeN)
@@ -60,7 +54,7 @@ func TestKilledTerraformApplyConverges(t *testing.T) {
 	reapply := st.convergeAndDestroy(t, ws, "kill", killPhase)
 	// Proof the re-apply adopted what the killed one made, rather than
 	// making it again: the provider says so for each adopted reservation.
-	adopted := strings.Count(reapply, "Adopted Existing IP Reservation")
+	adopted := adoptions(reapply)
 	if adopted == 0 {
 		t.Fatalf("the re-apply adopted nothing, yet %d hosts existed that the killed apply had not saved", hostsAtKill)
 	}
@@ -75,24 +69,37 @@ func TestKilledProviderMidApplyConverges(t *testing.T) {
 	ws := st.workspace(t, "pkill")
 
 	t0 := time.Now()
-	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
-	st.waitForHosts(t, convergeKillAt, first)
+	first := st.applyUntilHosts(t, ws, convergeKillAt)
 	plugin := childNamed(t, first.cmd.Process.Pid, "terraform-provider-sas")
-	if err := syscall.Kill(plugin, syscall.SIGKILL); err != nil {
-		t.Fatalf("kill the provider plugin: %v", err)
-	}
-	hostsAtKill := len(st.sim.Hosts())
-	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
-		t.Fatalf("provider killed with %d of %d hosts on the grid: not mid-apply", hostsAtKill, convergeN)
-	}
+	hostsAtKill := st.midApply(t, "provider plugin killed", first, func() error { return syscall.Kill(plugin, syscall.SIGKILL) })
 	if err := first.wait(); err == nil {
 		t.Fatalf("terraform apply succeeded although its provider was killed mid-apply:\n%s", tail(first.output(), 20))
 	}
 	killPhase := time.Since(t0)
 	t.Logf("provider plugin SIGKILLed after %.1fs with %d of %d hosts on the grid; terraform failed as it should", killPhase.Seconds(), hostsAtKill, convergeN)
 	reapply := st.convergeAndDestroy(t, ws, "pkill", killPhase)
-	t.Logf("the re-apply adopted %d reservations", strings.Count(reapply, "Adopted Existing IP Reservation"))
+	t.Logf("the re-apply adopted %d reservations", adoptions(reapply))
 }
+
+// adoptions counts the provider's "Adopted Existing IP Reservation"
+// warnings in terraform's output, which folds repeats into one warning
+// "(and N more similar warnings elsewhere)".
+func adoptions(out string) int {
+	n := 0
+	for _, block := range strings.Split(out, "Warning: ")[1:] {
+		if !strings.HasPrefix(block, "Adopted Existing IP Reservation") {
+			continue
+		}
+		n++
+		if m := moreSimilar.FindStringSubmatch(block); m != nil {
+			more, _ := strconv.Atoi(m[1])
+			n += more
+		}
+	}
+	return n
+}
+
+var moreSimilar = regexp.MustCompile(`\(and (\d+) more similar warnings? elsewhere\)`)
 
 // childNamed finds the child process of parent whose command is name
 // (Linux /proc), failing the test if there is none.
@@ -132,17 +139,15 @@ func TestKilledGatewayMidApplyConverges(t *testing.T) {
 	ws := st.workspace(t, "gwkill")
 
 	t0 := time.Now()
-	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
-	st.waitForHosts(t, convergeKillAt, first)
-	if err := st.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("kill gateway: %v", err)
-	}
-	<-st.gw.exited
-	hostsAtKill := len(st.sim.Hosts())
+	first := st.applyUntilHosts(t, ws, convergeKillAt)
+	hostsAtKill := st.midApply(t, "gateway killed", first, func() error {
+		if err := st.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			return err
+		}
+		<-st.gw.exited
+		return nil
+	})
 	killedAt := time.Since(t0)
-	if hostsAtKill <= 0 || hostsAtKill >= convergeN {
-		t.Fatalf("gateway killed with %d of %d hosts on the grid: the kill did not land mid-apply\n%s", hostsAtKill, convergeN, tail(first.output(), 40))
-	}
 	// Down long enough that the provider's retries give up on requests in
 	// flight (they end tainted or failed), as after a real crash and restart.
 	time.Sleep(convergeGatewayDown)
@@ -173,22 +178,16 @@ func TestVaultPausedMidApplyLeavesNoLiveSubToken(t *testing.T) {
 	ws := st.workspace(t, "vpause")
 
 	t0 := time.Now()
-	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
-	st.waitForHosts(t, 8, first)
+	first := st.applyUntilHosts(t, ws, 8)
 	vault := env.VaultProcess()
-	if err := vault.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	// Every test of the package shares this Vault: whatever happens, it goes on.
 	paused := true
 	t.Cleanup(func() {
 		if paused {
 			_ = vault.Signal(syscall.SIGCONT)
 		}
 	})
-	hostsAtPause := len(st.sim.Hosts())
-	if hostsAtPause <= 0 || hostsAtPause >= convergeN {
-		t.Fatalf("Vault paused with %d of %d hosts on the grid: not mid-apply", hostsAtPause, convergeN)
-	}
+	hostsAtPause := st.midApply(t, "Vault stopped", first, func() error { return vault.Signal(syscall.SIGSTOP) })
 	time.Sleep(convergeVaultDown) // the outage
 	if err := vault.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -307,6 +306,29 @@ func startConvergeStack(t *testing.T) *convergeStack {
 func (st *convergeStack) serve(t *testing.T) *gatewayProcess {
 	t.Helper()
 	return startServeWithConfig(t, st.exe, st.cfg, st.environ, st.addr)
+}
+
+// applyUntilHosts starts `terraform apply` and returns once the grid holds
+// at least hosts of its reservations.
+func (st *convergeStack) applyUntilHosts(t *testing.T, ws *tfWorkspace, hosts int) *tfProcess {
+	t.Helper()
+	first := ws.start(t, "apply", "-auto-approve", "-input=false", "-no-color")
+	st.waitForHosts(t, hosts, first)
+	return first
+}
+
+// midApply does what (a kill, a pause) and proves it landed mid-apply:
+// some but not all hosts on the grid. It returns how many there were.
+func (st *convergeStack) midApply(t *testing.T, what string, tf *tfProcess, do func() error) int {
+	t.Helper()
+	if err := do(); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	hosts := len(st.sim.Hosts())
+	if hosts <= 0 || hosts >= convergeN {
+		t.Fatalf("%s with %d of %d hosts on the grid: it did not land mid-apply\n%s", what, hosts, convergeN, tail(tf.output(), 40))
+	}
+	return hosts
 }
 
 // waitForHosts polls the grid until it holds at least want hosts; it
