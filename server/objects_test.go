@@ -150,20 +150,14 @@ func TestConcurrentRequestsWithOneKey(t *testing.T) {
 				key := fmt.Sprintf("race-%d", round)
 				body := reservationBody(fmt.Sprintf("race-%02d", round), "same")
 				ids := make([]string, racers)
-				var wg sync.WaitGroup
-				for i := 0; i < racers; i++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						a := do(t, replicas[i%2], call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx", idempotencyKey: key, body: body})
-						var op api.Operation
-						if err := json.Unmarshal(a.body, &op); err != nil || a.status != http.StatusAccepted {
-							t.Errorf("round %d racer %d: %d %s", round, i, a.status, a.body)
-						}
-						ids[i] = op.ID
-					}()
-				}
-				wg.Wait()
+				atOnce(racers, func(i int) {
+					a := do(t, replicas[i%2], call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx", idempotencyKey: key, body: body})
+					var op api.Operation
+					if err := json.Unmarshal(a.body, &op); err != nil || a.status != http.StatusAccepted {
+						t.Errorf("round %d racer %d: %d %s", round, i, a.status, a.body)
+					}
+					ids[i] = op.ID
+				})
 				for i := 1; i < racers; i++ {
 					if ids[i] != ids[0] {
 						t.Fatalf("round %d: racers got operations %v, want one", round, ids)
@@ -178,22 +172,16 @@ func TestConcurrentRequestsWithOneKey(t *testing.T) {
 
 			// One object, many keys, both replicas: one resource, one host.
 			resources := make([]string, racers)
-			var wg sync.WaitGroup
-			for i := 0; i < racers; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					a := do(t, replicas[i%2], call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx",
-						idempotencyKey: fmt.Sprintf("many-%d", i), body: reservationBody("many-keys", "same")})
-					var op api.Operation
-					if err := json.Unmarshal(a.body, &op); err != nil || (a.status != http.StatusAccepted && a.status != http.StatusOK) {
-						t.Errorf("racer %d: %d %s", i, a.status, a.body)
-						return
-					}
-					resources[i], _ = waitOperation(t, replicas[0], tok, op.ID).Result["resource_id"].(string)
-				}()
-			}
-			wg.Wait()
+			atOnce(racers, func(i int) {
+				a := do(t, replicas[i%2], call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx",
+					idempotencyKey: fmt.Sprintf("many-%d", i), body: reservationBody("many-keys", "same")})
+				var op api.Operation
+				if err := json.Unmarshal(a.body, &op); err != nil || (a.status != http.StatusAccepted && a.status != http.StatusOK) {
+					t.Errorf("racer %d: %d %s", i, a.status, a.body)
+					return
+				}
+				resources[i], _ = waitOperation(t, replicas[0], tok, op.ID).Result["resource_id"].(string)
+			})
 			for i := range resources {
 				if resources[i] == "" || resources[i] != resources[0] {
 					t.Fatalf("creates of one object under different keys ended in resources %v, want one", resources)
@@ -213,6 +201,16 @@ func TestConcurrentRequestsWithOneKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// atOnce runs f(0) … f(n-1) concurrently and waits for all of them.
+func atOnce(n int, f func(i int)) {
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(i) }()
+	}
+	wg.Wait()
 }
 
 // twoReplicas starts two gateways sharing one database, as two replicas

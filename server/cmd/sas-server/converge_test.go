@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -476,23 +474,12 @@ resource "sas_ip_reservation" "r" {
 // takes the provider plugin down with it.
 type tfProcess struct {
 	cmd    *exec.Cmd
-	mu     sync.Mutex
-	out    bytes.Buffer
+	out    lockedBuffer  // stdout and stderr, read while terraform writes
 	exited chan struct{} // closed when cmd.Wait returns; err is then set
 	err    error
 }
 
-func (p *tfProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *tfProcess) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *tfProcess) output() string { return p.out.String() }
 
 func (p *tfProcess) wait() error {
 	<-p.exited
@@ -507,7 +494,7 @@ func (ws *tfWorkspace) start(t *testing.T, args ...string) *tfProcess {
 	p.cmd = exec.CommandContext(ctx, ws.bin, args...)
 	p.cmd.Dir = ws.dir
 	p.cmd.Env = ws.environ
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.Cancel = func() error { return syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL) }
 	p.cmd.WaitDelay = 10 * time.Second
