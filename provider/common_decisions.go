@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -17,8 +18,15 @@ import (
 // the plan would send, and turns each violation into an error on the
 // attribute it names — so a denial shows up at `terraform plan`, on the
 // offending line, instead of halfway through apply.
-func checkPolicyAtPlan(ctx context.Context, client *gatewayclient.Client, kind, action, targetID string, request map[string]any, diags *diag.Diagnostics) {
-	d, err := client.Decide(ctx, api.DecisionRequest{Kind: kind, Action: action, TargetID: targetID, Request: request})
+//
+// request is the body the apply will send, encoded exactly as it will be.
+func checkPolicyAtPlan(ctx context.Context, client *gatewayclient.Client, kind, action, targetID string, request any, diags *diag.Diagnostics) {
+	body, err := json.Marshal(request)
+	if err != nil {
+		diags.AddError("Cannot Check Policy", fmt.Sprintf("encode the planned %s %s: %v", action, kind, err))
+		return
+	}
+	d, err := client.Decide(ctx, api.DecisionRequest{Kind: kind, Action: action, TargetID: targetID, Request: body})
 	if err != nil {
 		diags.Append(gatewayDiagnostic(fmt.Sprintf("check the planned %s %s against the policy bundle (POST /v1/decisions)", action, kind), err))
 		return

@@ -704,14 +704,10 @@ func (r *IPReservationResource) ModifyPlan(ctx context.Context, req resource.Mod
 	var aliases []string
 	resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &aliases, false)...)
 	if req.State.Raw.IsNull() {
-		body, err := api.AsMap(api.IPReservationRequest{
+		body := api.IPReservationRequest{
 			Network: plan.Network.ValueString(), Hostname: plan.Hostname.ValueString(), DNSZone: plan.DNSZone.ValueString(),
 			DNSView: plan.DNSView.ValueString(), MAC: plan.MAC.ValueString(), Comment: plan.Comment.ValueString(),
 			Aliases: aliases, ChangeTicket: plan.ChangeTicket.ValueString(),
-		})
-		if err != nil {
-			resp.Diagnostics.AddError("Cannot Check Policy", err.Error())
-			return
 		}
 		checkPolicyAtPlan(ctx, r.client, api.KindIPReservation, api.ActionCreate, "", body, &resp.Diagnostics)
 		return

@@ -14,10 +14,11 @@ import (
 // auditEvent accumulates what the layers learn about a request; it becomes
 // the request's one audit record.
 type auditEvent struct {
-	mu       sync.Mutex
-	rec      audit.Record
-	recorded bool
-	err      error
+	mu         sync.Mutex
+	rec        audit.Record
+	recorded   bool
+	suppressed bool // counted in a flood summary instead (see addressGuard)
+	err        error
 }
 
 const auditKey ctxKey = 100
@@ -32,6 +33,15 @@ func note(r *http.Request, fill func(*audit.Record)) {
 	if ev := auditFrom(r.Context()); ev != nil {
 		ev.mu.Lock()
 		fill(&ev.rec)
+		ev.mu.Unlock()
+	}
+}
+
+// suppressAudit marks a request as counted, not recorded on its own.
+func suppressAudit(r *http.Request) {
+	if ev := auditFrom(r.Context()); ev != nil {
+		ev.mu.Lock()
+		ev.suppressed = true
 		ev.mu.Unlock()
 	}
 }
@@ -80,6 +90,9 @@ func (g *Gateway) commitAudit(r *http.Request, status int, outcome string) error
 		return ev.err
 	}
 	ev.recorded = true
+	if ev.suppressed {
+		return nil
+	}
 	ev.rec.StatusCode = status
 	if outcome != "" {
 		ev.rec.Outcome = outcome

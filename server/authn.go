@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -22,7 +23,7 @@ const MaxTokenCacheTTL = 5 * time.Second
 // long — never past the token's expire_time — so a revoked token keeps
 // working for at most that window. Refusals are never cached, and the
 // cache holds SHA-256 digests of tokens, not tokens.
-func (g *Gateway) verifyCaller(ctx context.Context, token string) (caller.Caller, error) {
+func (g *Gateway) verifyCaller(ctx context.Context, token string, from netip.Addr) (caller.Caller, error) {
 	lookup, ok := g.tokenCache.get(token, time.Now())
 	if !ok {
 		var err error
@@ -34,7 +35,7 @@ func (g *Gateway) verifyCaller(ctx context.Context, token string) (caller.Caller
 			return caller.Caller{}, err
 		}
 	}
-	c, refusal := caller.Admit(lookup, g.cfg.MaxCallerTTL)
+	c, refusal := caller.Admit(lookup, caller.Rules{MaxTTL: g.cfg.MaxCallerTTL, ClientAddr: from})
 	if refusal != nil {
 		return caller.Caller{}, refusal
 	}

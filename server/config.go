@@ -85,9 +85,23 @@ type Config struct {
 	// before the sweep takes it over (default 30s).
 	RevokeTimeout time.Duration
 
-	// RateLimit is requests per second per caller identity (0: off).
+	// RateLimit is requests per second per caller identity (default
+	// DefaultRateLimit), RateBurst its burst.
 	RateLimit float64
 	RateBurst int
+	// UnauthenticatedRate bounds refusals at the token boundary per client
+	// address per second (default DefaultUnauthenticatedRate); once spent,
+	// the address's requests are refused before Vault is asked.
+	UnauthenticatedRate  float64
+	UnauthenticatedBurst int
+	// FloodWindow is how long one address's refusals by that limit are
+	// counted before one summary record is written (default 1m).
+	FloodWindow time.Duration
+
+	// MetricsAddr, when set, serves Prometheus metrics on a listener of its
+	// own (they name bundles and routes, so they are not on the API). Plain
+	// HTTP only on loopback, like the API.
+	MetricsAddr string
 
 	LogLevel string
 	LogJSON  bool
@@ -117,11 +131,30 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 2 * time.Minute
 	}
-	if c.RateLimit < 0 || c.RateBurst < 0 {
+	if c.RateLimit < 0 || c.RateBurst < 0 || c.UnauthenticatedRate < 0 || c.UnauthenticatedBurst < 0 {
 		errs = append(errs, errors.New("rate_limit values must not be negative"))
 	}
-	if c.RateLimit > 0 && c.RateBurst == 0 {
+	if c.RateLimit == 0 {
+		c.RateLimit, c.RateBurst = DefaultRateLimit, max(c.RateBurst, DefaultRateBurst)
+	}
+	if c.RateBurst == 0 {
 		c.RateBurst = int(2*c.RateLimit) + 1
+	}
+	if c.UnauthenticatedRate == 0 {
+		c.UnauthenticatedRate, c.UnauthenticatedBurst = DefaultUnauthenticatedRate, max(c.UnauthenticatedBurst, DefaultUnauthenticatedBurst)
+	}
+	if c.UnauthenticatedBurst == 0 {
+		c.UnauthenticatedBurst = int(2*c.UnauthenticatedRate) + 1
+	}
+	if c.FloodWindow <= 0 {
+		c.FloodWindow = DefaultFloodWindow
+	}
+	if c.MetricsAddr != "" {
+		if host, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics address %q: %w", c.MetricsAddr, err))
+		} else if c.TLSCertFile == "" && !isLoopback(host) {
+			errs = append(errs, fmt.Errorf("metrics address %q is not loopback: without TLS, metrics are served on loopback only", c.MetricsAddr))
+		}
 	}
 	if c.VaultAddr == "" {
 		errs = append(errs, errors.New("vault address is required (SAS_VAULT_ADDR)"))

@@ -34,6 +34,7 @@ type listenBlock struct {
 	WriteTimeout hcl.Expression `hcl:"write_timeout,optional"`
 	IdleTimeout  hcl.Expression `hcl:"idle_timeout,optional"`
 	MaxBodyBytes int64          `hcl:"max_body_bytes,optional"`
+	MetricsAddr  string         `hcl:"metrics_address,optional"`
 }
 
 type vaultBlock struct {
@@ -68,8 +69,10 @@ type auditBlock struct {
 }
 
 type rateLimitBlock struct {
-	RequestsPerSecond float64 `hcl:"requests_per_second"`
-	Burst             int     `hcl:"burst,optional"`
+	RequestsPerSecond    float64 `hcl:"requests_per_second,optional"`
+	Burst                int     `hcl:"burst,optional"`
+	UnauthenticatedRate  float64 `hcl:"unauthenticated_per_second,optional"`
+	UnauthenticatedBurst int     `hcl:"unauthenticated_burst,optional"`
 }
 
 type orchBlock struct {
@@ -99,6 +102,7 @@ var envOverrides = []struct {
 	{"SAS_POSTGRES_DSN_FILE", func(c *Config, v string) error { c.PostgresDSNFile = v; return nil }},
 	{"SAS_BUNDLE_DIR", func(c *Config, v string) error { c.BundleDir = v; return nil }},
 	{"SAS_MAX_CALLER_TTL", func(c *Config, v string) (err error) { c.MaxCallerTTL, err = time.ParseDuration(v); return err }},
+	{"SAS_METRICS_ADDR", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"SAS_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 }
 
@@ -135,7 +139,7 @@ func LoadConfig(path string) (Config, error) {
 func (fc *fileConfig) apply(c *Config) error {
 	var diags hcl.Diagnostics
 	if l := fc.Listen; l != nil {
-		c.ListenAddr, c.TLSCertFile, c.TLSKeyFile, c.MaxBodyBytes = l.Address, l.TLSCertFile, l.TLSKeyFile, l.MaxBodyBytes
+		c.ListenAddr, c.TLSCertFile, c.TLSKeyFile, c.MaxBodyBytes, c.MetricsAddr = l.Address, l.TLSCertFile, l.TLSKeyFile, l.MaxBodyBytes, l.MetricsAddr
 		diags = append(diags, duration(l.ReadTimeout, &c.ReadTimeout)...)
 		diags = append(diags, duration(l.WriteTimeout, &c.WriteTimeout)...)
 		diags = append(diags, duration(l.IdleTimeout, &c.IdleTimeout)...)
@@ -160,6 +164,7 @@ func (fc *fileConfig) apply(c *Config) error {
 	}
 	if r := fc.RateLimit; r != nil {
 		c.RateLimit, c.RateBurst = r.RequestsPerSecond, r.Burst
+		c.UnauthenticatedRate, c.UnauthenticatedBurst = r.UnauthenticatedRate, r.UnauthenticatedBurst
 	}
 	if o := fc.Orch; o != nil {
 		c.WorkersPerKind = o.WorkersPerKind

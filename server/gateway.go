@@ -30,7 +30,9 @@ type Gateway struct {
 	audit   *audit.AuditChain
 	policy  *policy.Evaluator
 	ops     *operations.Book
-	limiter *callerLimiter
+	limiter *keyedLimiter // per caller identity, after authentication
+	guard   *addressGuard // per client address, before Vault is asked
+	healthy healthMemo    // the last health check, shared for healthEvery
 	metrics *gatewayMetrics
 	orch    *orchestrator.Orchestrator
 
@@ -116,9 +118,8 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	} else if n > 0 {
 		cfg.Logger.Info("natural keys set on resources stored before schema 5", "count", n)
 	}
-	if cfg.RateLimit > 0 {
-		g.limiter = newCallerLimiter(cfg.RateLimit, cfg.RateBurst)
-	}
+	g.limiter = newKeyedLimiter(g.cfg.RateLimit, g.cfg.RateBurst)
+	g.guard = newAddressGuard(g.cfg.UnauthenticatedRate, g.cfg.UnauthenticatedBurst, g.cfg.FloodWindow)
 	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
 		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(),
 		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
@@ -139,6 +140,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("orchestrator: %w", err)
 	}
 	go g.resumeStalled(ctx)
+	go g.recordFloodsEvery(ctx, min(10*time.Second, g.cfg.FloodWindow/2))
 	return nil
 }
 
@@ -179,22 +181,55 @@ func (g *Gateway) ReloadPolicy(ctx context.Context) error { return g.policy.Relo
 // Handler is the gateway's HTTP API.
 func (g *Gateway) Handler() http.Handler { return g.router() }
 
-// Serve serves on ln until ctx ends, keeping the Vault session alive.
+// MetricsHandler serves Prometheus metrics; it is not part of the API (see
+// Config.MetricsAddr).
+func (g *Gateway) MetricsHandler() http.Handler { return withSecurityHeaders(g.metrics.handler()) }
+
+// Serve serves the API on ln until ctx ends, keeping the Vault session
+// alive; with MetricsAddr set, metrics are served on a listener of their own.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           g.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       g.cfg.ReadTimeout,
-		WriteTimeout:      g.cfg.WriteTimeout,
-		IdleTimeout:       g.cfg.IdleTimeout,
-		TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12},
-		ErrorLog:          g.cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	errc, running := make(chan error, 2), 1
+	if g.cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", g.cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		g.cfg.Logger.Info("metrics listening", "address", mln.Addr().String())
+		running++
+		go func() { errc <- g.ServeMetrics(ctx, mln) }()
 	}
+	go func() {
+		errc <- g.serveHTTP(ctx, ln, g.Handler(), &http.Server{
+			ReadTimeout: g.cfg.ReadTimeout, WriteTimeout: g.cfg.WriteTimeout, IdleTimeout: g.cfg.IdleTimeout})
+	}()
+	var errs []error
+	for range running {
+		errs = append(errs, <-errc)
+		cancel() // one listener failing stops both; wait until both drained
+	}
+	return errors.Join(errs...)
+}
+
+// ServeMetrics serves Prometheus metrics on ln until ctx ends, with the
+// API's TLS settings. They name bundles and routes: keep ln where only
+// the monitoring system reaches it.
+func (g *Gateway) ServeMetrics(ctx context.Context, ln net.Listener) error {
+	return g.serveHTTP(ctx, ln, g.MetricsHandler(), &http.Server{ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second})
+}
+
+// serveHTTP serves h on ln (TLS when configured) until ctx ends, then
+// drains: in-flight requests finish (their audit records are written
+// before they act).
+func (g *Gateway) serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, srv *http.Server) error {
+	srv.Handler = h
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	srv.ErrorLog = g.cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	errc := make(chan error, 1)
 	go func() {
 		if g.cfg.TLSCertFile != "" {
@@ -208,8 +243,6 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Drain: stop accepting, let in-flight requests finish (their audit
-	// records are written before they act), then close.
 	shutdown, cancelShutdown := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancelShutdown()
 	if err := srv.Shutdown(shutdown); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -227,6 +260,7 @@ func (g *Gateway) Close() error {
 	if err := g.orch.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("orchestrator stop: %w", err))
 	}
+	g.recordFloods(ctx, true)
 	if _, err := g.audit.Checkpoint(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
 	}

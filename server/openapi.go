@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"reflect"
 	"sort"
 	"strconv"
@@ -16,9 +17,6 @@ func openAPI(routes []route) map[string]any {
 	schemas := map[string]any{}
 	paths := map[string]map[string]any{}
 	for _, rt := range routes {
-		if rt.hidden {
-			continue
-		}
 		op := map[string]any{
 			"operationId": rt.name,
 			"summary":     rt.summary,
@@ -130,6 +128,10 @@ func schemaRef(t reflect.Type, schemas map[string]any) map[string]any {
 			schemas[name] = s
 		}
 		return map[string]any{"$ref": "#/components/schemas/" + name}
+	}
+	if t == reflect.TypeOf(json.RawMessage(nil)) {
+		// A request body kept as sent: the kind's own create/update schema.
+		return map[string]any{"type": "object", "description": "a request body, kept as sent: the JSON object its create or update operation describes"}
 	}
 	switch t.Kind() {
 	case reflect.String:

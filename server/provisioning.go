@@ -27,9 +27,11 @@ type evaluation struct {
 }
 
 // evaluate is boundary ②'s decision for one request: strict decoding,
-// catalog names, then the bound bundle's policy. It records the decision
-// on the request's audit event. A policy failure is a denial, never an allow.
-func (g *Gateway) evaluate(r *http.Request, kind, action, targetID string, body []byte, prefix string) (evaluation, error) {
+// catalog names, then the bundle's policy — for an existing resource
+// (target) its own bundle and environment, with its stored spec in the
+// input; for a create the request's. It records the decision on the
+// request's audit event. A policy failure is a denial, never an allow.
+func (g *Gateway) evaluate(r *http.Request, kind, action string, target *operations.Resource, body []byte, prefix string) (evaluation, error) {
 	var ev evaluation
 	if action == api.ActionDelete && len(strings.TrimSpace(string(body))) == 0 {
 		body = []byte(`{}`) // the body of a delete is optional
@@ -51,18 +53,23 @@ func (g *Gateway) evaluate(r *http.Request, kind, action, targetID string, body 
 			return ev, err
 		}
 	}
-	if targetID != "" {
+	c := callerFrom(r.Context())
+	bb := bundleFrom(r.Context())
+	in := policy.Input{Environment: bb.environment, Kind: kind, Action: action, Request: doc,
+		Caller: policy.Caller{Owner: c.Owner, EntityID: c.EntityID, Bundles: c.Bundles, Policies: c.Policies}}
+	bundle, targetID := bb.info.Name, ""
+	if target != nil {
+		var spec any
+		_ = json.Unmarshal(target.Spec, &spec)
+		bundle, targetID, in.Environment = target.Bundle, target.ID, target.Environment
+		in.Resource = &policy.Resource{ID: target.ID, Bundle: target.Bundle, Environment: target.Environment, Spec: spec}
 		if doc == nil {
 			doc = map[string]any{}
 		}
-		doc["id"] = targetID
+		doc["id"] = target.ID
+		in.Request = doc
 	}
-	c := callerFrom(r.Context())
-	bb := bundleFrom(r.Context())
-	d, err := g.policy.Evaluate(r.Context(), bb.info.Name, policy.Input{
-		Environment: bb.environment, Kind: kind, Action: action, Request: doc,
-		Caller: policy.Caller{Owner: c.Owner, EntityID: c.EntityID, Bundles: c.Bundles, Policies: c.Policies},
-	})
+	d, err := g.policy.Evaluate(r.Context(), bundle, in)
 	if err != nil {
 		g.cfg.Logger.Error("policy evaluation failed; denying", "request_id", requestIDFrom(r.Context()), "error", err)
 		d.Allow = false
@@ -157,14 +164,17 @@ func (g *Gateway) decide(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	var inner []byte
-	if dr.Request != nil {
-		if inner, err = json.Marshal(dr.Request); err != nil {
-			writeError(w, r, err)
+	// The embedded request is decoded from its own bytes by exactly the
+	// decoder the mutation uses, so the dry run cannot disagree with it.
+	var target *operations.Resource
+	if dr.TargetID != "" {
+		res, ok := g.target(w, r, dr.Kind, dr.TargetID, "/target_id")
+		if !ok {
 			return
 		}
+		target = &res
 	}
-	ev, err := g.evaluate(r, dr.Kind, dr.Action, dr.TargetID, inner, "/request")
+	ev, err := g.evaluate(r, dr.Kind, dr.Action, target, dr.Request, "/request")
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -188,13 +198,15 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
-		if targetID != "" && !g.targetExists(r, kind, targetID) {
-			note(r, func(rec *audit.Record) { rec.TargetID = truncate(targetID, 64) })
-			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
-				Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(targetID, 64))})
-			return
+		var target *operations.Resource
+		if targetID != "" {
+			res, ok := g.target(w, r, kind, targetID, "path:id")
+			if !ok {
+				return
+			}
+			target = &res
 		}
-		ev, err := g.evaluate(r, kind, action, targetID, body, "")
+		ev, err := g.evaluate(r, kind, action, target, body, "")
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -216,8 +228,12 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 			writeError(w, r, err)
 			return
 		}
+		bundle, environment := bb.info.Name, bb.environment
+		if target != nil { // executed where it lives: its environment's sub-token role
+			bundle, environment = target.Bundle, target.Environment
+		}
 		n := operations.New{Kind: kind, Action: action, TargetID: targetID, OwnerEntityID: c.EntityID, Owner: c.Owner,
-			Bundle: bb.info.Name, Environment: bb.environment, RequestID: requestIDFrom(r.Context()),
+			Bundle: bundle, Environment: environment, RequestID: requestIDFrom(r.Context()),
 			DecisionID: ev.decision.DecisionID, IdempotencyKey: key, Request: canonical}
 		if obj, ok := ev.request.(api.NaturalKeyed); ok && action == api.ActionCreate {
 			n.Object = obj
@@ -296,18 +312,46 @@ func outcomeText(o operations.Outcome, id string) string {
 	return "accepted as " + id
 }
 
-// targetExists reports whether the caller owns a resource of kind with id.
-// Resources come into being when the orchestrator completes a create.
-func (g *Gateway) targetExists(r *http.Request, kind, id string) bool {
-	c := callerFrom(r.Context())
-	_, err := g.ops.GetResource(r.Context(), kind, id, c.EntityID, c.Owner)
-	return err == nil
+// target loads the existing resource a request names, or answers why it
+// cannot act on it: an id that cannot be one (422, naming param), no such
+// resource of this caller's entity (404), or headers that name another
+// bundle or environment than the resource's own (409, naming them). A
+// resource is judged and executed only in the context it was made in.
+func (g *Gateway) target(w http.ResponseWriter, r *http.Request, kind, id, param string) (operations.Resource, bool) {
+	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
+	refuse := func(p api.Problem) (operations.Resource, bool) {
+		note(r, func(rec *audit.Record) { rec.Decision = audit.DecisionRefused })
+		writeProblem(w, r, p)
+		return operations.Resource{}, false
+	}
+	if !api.ValidID(id) {
+		return refuse(problemFor(api.Invalid(param, "%s is not a resource id (letters, digits, '_' and '-', at most 64)", api.Quote(truncate(id, 64)))))
+	}
+	c, bb := callerFrom(r.Context()), bundleFrom(r.Context())
+	res, err := g.ops.GetResource(r.Context(), kind, id, c.EntityID)
+	if errors.Is(err, operations.ErrResourceNotFound) {
+		return refuse(api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
+			Detail: fmt.Sprintf("no %s %q exists for this caller", kind, id)})
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return res, false
+	}
+	if res.Bundle != bb.info.Name || res.Environment != bb.environment {
+		return refuse(api.Problem{Type: api.ProblemWrongContext, Title: "Resource belongs to another bundle or environment",
+			Status: http.StatusConflict, Bundle: res.Bundle,
+			Detail: fmt.Sprintf("%s %s was made under bundle %s in environment %s, and is judged and changed only there; "+
+				"this request names bundle %s in environment %s — send %s: %s and %s: %s (a provider alias configured with them)",
+				kind, id, res.Bundle, res.Environment, bb.info.Name, bb.environment,
+				api.HeaderPolicyBundle, res.Bundle, api.HeaderEnvironment, res.Environment)})
+	}
+	return res, true
 }
 
 func (g *Gateway) listResources(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := callerFrom(r.Context())
-		rs, err := g.ops.ListResources(r.Context(), kind, c.EntityID, c.Owner)
+		rs, err := g.ops.ListResources(r.Context(), kind, c.EntityID)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -323,16 +367,8 @@ func (g *Gateway) listResources(kind string) http.HandlerFunc {
 func (g *Gateway) getResource(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := muxVar(r, "id")
-		c := callerFrom(r.Context())
-		note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
-		res, err := g.ops.GetResource(r.Context(), kind, id, c.EntityID, c.Owner)
-		if errors.Is(err, operations.ErrResourceNotFound) {
-			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
-				Detail: fmt.Sprintf("no %s %q exists for this caller", kind, truncate(id, 64))})
-			return
-		}
-		if err != nil {
-			writeError(w, r, err)
+		res, ok := g.target(w, r, kind, id, "path:id")
+		if !ok {
 			return
 		}
 		// Read through: the downstream system is the truth; drift is reported.
@@ -362,7 +398,11 @@ func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
 	c := callerFrom(r.Context())
 	id := muxVar(r, "id")
 	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
-	op, err := g.ops.Get(r.Context(), id, c.EntityID, c.Owner)
+	if !api.ValidID(id) {
+		writeError(w, r, api.Invalid("path:id", "%s is not an operation id (letters, digits, '_' and '-', at most 64)", api.Quote(truncate(id, 64))))
+		return
+	}
+	op, err := g.ops.Get(r.Context(), id, c.EntityID)
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -9,12 +9,17 @@ import (
 // router wires the API. Read it top to bottom as the threat model's trust
 // boundaries:
 //
-//	every request   gets an id, a bounded body, a panic guard, metrics,
-//	                and (unless it carries no identity and changes nothing)
-//	                exactly one audit record written before its response —
-//	                if that write fails the request fails with 503 (⑤, fail closed)
-//	①  caller        a Vault token that Vault vouches for, ephemeral, under the TTL ceiling
-//	   rate limit    per caller identity
+//	every request   gets an id, security headers, a bounded body, a panic
+//	                guard, metrics, and (unless it carries no identity and
+//	                changes nothing) exactly one audit record written before
+//	                its response — if that write fails the request fails with
+//	                503 (⑤, fail closed)
+//	   flood guard   a client address that keeps sending bad tokens is refused
+//	                 before Vault is asked (refusals aggregated in the audit)
+//	①  caller        exactly one Vault token, that Vault vouches for and would
+//	                 accept from this address: an entity that exists and is
+//	                 enabled, ephemeral, revocable, under the TTL ceiling
+//	   rate limit    per caller identity (Vault entity)
 //	②  bundle        X-Sas-Policy-Bundle must be one the token is bound to
 //	                 (policy sas-bundle-<name>); X-Sas-Environment a known one
 //	②  request       strictly decoded, then the bundle's policy decides (in the handler)
@@ -40,5 +45,5 @@ func (g *Gateway) router() http.Handler {
 
 // withEvery is what every request gets, matched or not.
 func (g *Gateway) withEvery(h http.Handler) http.Handler {
-	return withRequestID(g.withMetrics(g.withRecover(g.withBodyLimit(h))))
+	return withRequestID(withSecurityHeaders(g.withMetrics(g.withRecover(g.withBodyLimit(h)))))
 }

@@ -16,7 +16,6 @@ type route struct {
 	methods     []string
 	path        string
 	public      bool // reachable without a token
-	hidden      bool // not in the OpenAPI document
 	unaudited   bool // no audit record: carries no identity and changes nothing
 	bundled     bool // needs X-Sas-Policy-Bundle and X-Sas-Environment, bound to the token
 	kind        string
@@ -37,8 +36,6 @@ func (g *Gateway) routes() []route {
 			methods: []string{http.MethodGet}, path: "/v1/sys/health", public: true, unaudited: true, response: api.Health{}, status: 200, handler: g.health},
 		{name: "openapi", tag: "sys", summary: "This API's OpenAPI 3 description",
 			methods: []string{http.MethodGet}, path: "/v1/openapi.json", public: true, unaudited: true, status: 200, handler: g.openapi},
-		{name: "metrics", tag: "sys", summary: "Prometheus metrics",
-			methods: []string{http.MethodGet}, path: "/metrics", public: true, hidden: true, unaudited: true, status: 200, handler: g.metrics.handler().ServeHTTP},
 
 		{name: "identity", tag: "identity", summary: "Who the gateway believes the caller is (from Vault alone)",
 			methods: []string{http.MethodGet}, path: "/v1/identity", kind: "identity", action: api.ActionRead, response: api.Identity{}, status: 200, handler: g.identity},

@@ -99,6 +99,16 @@ func (w *walker) value(t reflect.Type, path string, depth int) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
+	if t == rawMessage && depth > 0 {
+		// An embedded document kept as sent (a dry run's request) is
+		// checked by its own strict decode, from its own root — the same
+		// limits, paths and errors the real request gets.
+		var raw json.RawMessage
+		if err := w.dec.Decode(&raw); err != nil {
+			return Invalid(path, "the body is not valid JSON: %v", syntaxMessage(err))
+		}
+		return nil
+	}
 	tok, err := w.dec.Token()
 	if err != nil {
 		return Invalid(path, "the body is not valid JSON: %v", syntaxMessage(err))
@@ -188,6 +198,8 @@ func (w *walker) array(t reflect.Type, path string, depth int) error {
 	}
 	return nil
 }
+
+var rawMessage = reflect.TypeOf(json.RawMessage(nil))
 
 var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
 

@@ -9,6 +9,15 @@ const (
 	ProblemTokenRoot      = "urn:sas:problem:token-root"
 	ProblemTokenStatic    = "urn:sas:problem:token-static" // no expiry
 	ProblemTokenTooLong   = "urn:sas:problem:token-ttl-above-ceiling"
+	ProblemTokenMaxTTL    = "urn:sas:problem:token-max-ttl"  // no explicit max TTL, or one above the ceiling
+	ProblemTokenPeriodic  = "urn:sas:problem:token-periodic" // renewable forever
+	ProblemTokenBatch     = "urn:sas:problem:token-batch"    // cannot be revoked
+	ProblemTokenUseLimit  = "urn:sas:problem:token-use-limited"
+	ProblemTokenCIDR      = "urn:sas:problem:token-cidr-bound"
+	ProblemTokenNoEntity  = "urn:sas:problem:token-no-entity"
+	ProblemEntityMissing  = "urn:sas:problem:entity-missing"
+	ProblemEntityDisabled = "urn:sas:problem:entity-disabled"
+	ProblemTokenAmbiguous = "urn:sas:problem:token-ambiguous" // two different tokens, or one header twice
 	ProblemUnavailable    = "urn:sas:problem:dependency-unavailable"
 	ProblemAuditFailed    = "urn:sas:problem:audit-unavailable"
 	ProblemRateLimited    = "urn:sas:problem:rate-limited"
@@ -21,6 +30,7 @@ const (
 	ProblemIdempotency    = "urn:sas:problem:idempotency-conflict"
 	ProblemNotImplemented = "urn:sas:problem:not-implemented"
 	ProblemNotFound       = "urn:sas:problem:not-found"
+	ProblemWrongContext   = "urn:sas:problem:resource-context-mismatch" // headers name another bundle or environment than the resource's
 	ProblemMethod         = "urn:sas:problem:method-not-allowed"
 	ProblemInternal       = "urn:sas:problem:internal"
 )

@@ -102,10 +102,11 @@ type ModuleRunRequest struct {
 // this request were made. Request is the body the caller would send; the
 // bundle and environment come from the same headers as every request.
 type DecisionRequest struct {
-	Kind     string         `json:"kind"`
-	Action   string         `json:"action"`
-	TargetID string         `json:"target_id,omitempty"`
-	Request  map[string]any `json:"request,omitempty"`
+	Kind     string `json:"kind"`
+	Action   string `json:"action"`
+	TargetID string `json:"target_id,omitempty"`
+	// Request is kept as sent and decoded by the mutation's own decoder.
+	Request json.RawMessage `json:"request,omitempty"`
 }
 
 // Operation is a long-running provisioning request (GET /v1/operations/{id}).

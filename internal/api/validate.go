@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -142,11 +143,19 @@ func (r *DecisionRequest) Validate() error {
 	if r.TargetID != "" {
 		checkPattern(&f, "/target_id", r.TargetID, reID, "a resource id")
 	}
-	if r.Request == nil && (r.Action == ActionCreate || r.Action == ActionUpdate) {
+	if len(r.Request) == 0 && (r.Action == ActionCreate || r.Action == ActionUpdate) {
 		f.add("/request", "required: the body the %s would carry", r.Action)
 	}
 	return f.err()
 }
+
+// ValidID reports whether s can be a resource or operation id — checked
+// before an id from a URL path is looked up or recorded anywhere.
+func ValidID(s string) bool { return reID.MatchString(s) }
+
+// Quote renders a caller-sent value for an error message: quoted, with
+// control and invisible characters escaped.
+func Quote(s string) string { return quote(s) }
 
 // Validator is a request body that can check itself.
 type Validator interface{ Validate() error }
@@ -248,13 +257,20 @@ func checkNetwork(f *fieldErrors, path, v string) {
 		return
 	}
 	if strings.Contains(v, "/") {
-		ip, n, err := net.ParseCIDR(v)
+		p, err := netip.ParsePrefix(v)
 		if err != nil {
 			f.add(path, "%s is not a CIDR", quote(v))
 			return
 		}
-		if !ip.Equal(n.IP) {
-			f.add(path, "%s is not a network address; did you mean %s?", quote(v), n.String())
+		// IPv4 only, and in IPv4 notation: an IPv4-mapped IPv6 prefix
+		// (::ffff:10.10.0.0/120) names the same addresses in a form the
+		// policy's CIDR checks do not see as IPv4.
+		if !p.Addr().Is4() {
+			f.add(path, "%s is not an IPv4 network; write it as IPv4 (such as 10.10.0.0/24)", quote(v))
+			return
+		}
+		if p.Masked() != p {
+			f.add(path, "%s is not a network address; did you mean %s?", quote(v), p.Masked().String())
 		}
 		return
 	}

@@ -118,7 +118,7 @@ func TestAppendQueryRoundTrip(t *testing.T) {
 		if !got.Time.Equal(t0) || got.Time.Location() != time.UTC {
 			t.Errorf("time %v, want %v in UTC", got.Time, t0)
 		}
-		if got.UserAgent != "bad\uFFFDutf8\uFFFDnul" {
+		if got.UserAgent != `bad`+"\uFFFD"+`utf8\x00nul` {
 			t.Errorf("user agent not cleaned: %q", got.UserAgent)
 		}
 		recs := []audit.Record{got}
@@ -852,4 +852,42 @@ func BenchmarkAppend(b *testing.B) {
 			})
 		}
 	}
+}
+
+// Every string a record carries is safe to print: control characters and
+// text-reordering marks are stored as visible escapes, on both stores, and
+// the escaped record still verifies.
+func TestRecordStringsAreSafeToPrint(t *testing.T) {
+	hostile := "a\x1b[31mred\r\nseq=99 decision=allow\u202egnp.exe\u2028\x7f\u0085\u200b"
+	want := `a\x1b[31mred\x0d\x0aseq=99 decision=allow\u202egnp.exe\u2028\x7f\x85\u200b`
+	forDrivers(t, func(t *testing.T, driver string) {
+		{
+			opts := testOptions(t)
+			c := newChain(t, storetest.Open(t, driver), opts)
+			ctx := context.Background()
+			r := sampleRecord(1)
+			r.UserAgent, r.TargetID, r.Outcome, r.Bundle, r.OwnerName = hostile, hostile, hostile, hostile, hostile
+			r.Violations = []api.Violation{{Rule: hostile, Message: hostile, Path: hostile, ControlIDs: []string{hostile}}}
+			r.ControlIDs = []string{hostile}
+			if _, err := c.Append(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			recs, _, err := c.Query(ctx, audit.Filter{RequestID: r.RequestID})
+			if err != nil || len(recs) != 1 {
+				t.Fatalf("query: %v, %d records", err, len(recs))
+			}
+			got := recs[0]
+			for name, v := range map[string]string{"user_agent": got.UserAgent, "target_id": got.TargetID, "outcome": got.Outcome,
+				"bundle": got.Bundle, "owner_name": got.OwnerName, "violation rule": got.Violations[0].Rule,
+				"violation message": got.Violations[0].Message, "violation path": got.Violations[0].Path,
+				"violation control id": got.Violations[0].ControlIDs[0], "control id": got.ControlIDs[0]} {
+				if v != want {
+					t.Errorf("%s = %q, want %q", name, v, want)
+				}
+			}
+			if rep, err := audit.Verify(ctx, c.Store(), c.VerifyKey()); err != nil || len(rep.Problems) > 0 {
+				t.Fatalf("verify: %v %+v", err, rep)
+			}
+		}
+	})
 }

@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
@@ -378,14 +379,37 @@ func marshalNoHTMLEscape(v any) ([]byte, error) {
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
-// clean makes s storable on both engines and stable under JSON: valid
-// UTF-8, no NUL (PostgreSQL TEXT refuses both).
+// clean makes s storable on both engines, stable under JSON and safe to
+// print: valid UTF-8 (PostgreSQL TEXT refuses anything else), and every
+// control character — C0 (NUL, ESC, CR, LF…), DEL, C1 — and every
+// character that reorders or hides text (bidi controls, line and paragraph
+// separators, zero-width marks) written as a visible escape (\x1b,
+// \u202e). A record printed to a terminal or a log line is then exactly
+// one line that shows what was sent; it cannot forge a second record,
+// recolour the screen or hide a word.
 func clean(s string) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	if strings.IndexByte(s, 0) >= 0 {
-		s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if strings.IndexFunc(s, unsafeRune) < 0 {
+		return s
 	}
-	return s
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case !unsafeRune(r):
+			b.WriteRune(r)
+		case r < 0x100:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.String()
+}
+
+// unsafeRune: control characters and the format characters that change
+// how surrounding text is displayed.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '\u2028' || r == '\u2029'
 }
 
 func cleanAll(ss []string) []string {

@@ -6,6 +6,7 @@ package caller
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -23,8 +24,9 @@ const DefaultMaxTTL = 8 * time.Hour
 // maxTokenLen bounds what we send to Vault; real tokens are far shorter.
 const maxTokenLen = 512
 
-// Caller is an admitted caller. Owner is the Vault entity's name (or the
-// token's display name when it has no entity) — never anything the client sent.
+// Caller is an admitted caller. EntityID is the owner: resources, operations
+// and limits are keyed by it. Owner is the entity's name, for people to read —
+// never anything the client sent.
 type Caller struct {
 	Owner       string
 	EntityID    string
@@ -94,6 +96,12 @@ func NotFound() *Refusal {
 		"Vault does not know this token: it expired, was revoked or never existed; " + loginHint}
 }
 
+// Ambiguous is the refusal for a request with more than one credential.
+func Ambiguous(what string) *Refusal {
+	return &Refusal{http.StatusBadRequest, api.ProblemTokenAmbiguous, "Ambiguous credentials",
+		what + "; send exactly one Vault token, in X-Vault-Token or in Authorization: Bearer"}
+}
+
 // CheckFormat rejects what cannot be a Vault token before Vault sees it.
 func CheckFormat(token string) *Refusal {
 	if token == "" {
@@ -114,25 +122,90 @@ func CheckFormat(token string) *Refusal {
 	return nil
 }
 
-// Admit applies the gateway's token rules to what Vault said about a token:
-// no root tokens, no tokens without expiry, no remaining TTL above maxTTL.
-func Admit(l vault.TokenLookup, maxTTL time.Duration) (Caller, *Refusal) {
+// Rules are what Admit checks a lookup against.
+type Rules struct {
+	// MaxTTL is the ceiling on a token's remaining TTL and on its explicit
+	// max TTL (how long renewals could keep it alive).
+	MaxTTL time.Duration
+	// ClientAddr is the address the request came from (the TCP peer; no
+	// forwarding header is trusted), for tokens bound to CIDRs.
+	ClientAddr netip.Addr
+}
+
+// Admit applies the gateway's token rules to what Vault said about a token.
+// It refuses what Vault itself would refuse at use time (a disabled or
+// deleted entity, an address outside the token's bound CIDRs, a token
+// pending revocation) and what the threat model calls static: root, no
+// expiry, batch (cannot be revoked), periodic or without an explicit max
+// TTL (renewable forever or for the mount's maximum), above the ceiling,
+// use-limited (the gateway cannot spend Vault's use count, so a one-use
+// token would be usable forever), and tokens without an entity (no owner
+// but a name the caller chose). Each refusal says what to do instead.
+func Admit(l vault.TokenLookup, rules Rules) (Caller, *Refusal) {
 	policies := append(append([]string{}, l.Policies...), l.IdentityPolicies...)
 	sort.Strings(policies)
 	policies = slices.Compact(policies)
+	maxTTL := rules.MaxTTL
 
 	if slices.Contains(policies, "root") {
 		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenRoot, "Root token refused",
 			"this is a Vault root token; static credentials are refused — " + loginHint}
 	}
+	if l.NumUses < 0 || (!l.ExpireTime.IsZero() && l.TTL <= 0) {
+		return Caller{}, NotFound() // expired or being revoked: Vault refuses it already
+	}
+	if l.Type == "batch" {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenBatch, "Batch token refused",
+			"this is a Vault batch token: it cannot be revoked before it expires and has no accessor for the audit trail; " +
+				"use a service token (token_type = \"service\" on your auth role) — " + loginHint}
+	}
 	if !l.HasExpiry() {
 		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenStatic, "Non-expiring token refused",
 			"this token never expires (no expire_time), which makes it a static credential; " + loginHint}
+	}
+	if l.Period > 0 {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenPeriodic, "Periodic token refused",
+			fmt.Sprintf("this token is periodic (period %s): renewed in time it lives forever, a static credential; "+
+				"use a token with an explicit max TTL (token_explicit_max_ttl on your auth role) — %s", l.Period, loginHint)}
 	}
 	if maxTTL > 0 && l.TTL > maxTTL {
 		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenTooLong, "Token lifetime above ceiling",
 			fmt.Sprintf("this token has %s left, above this gateway's ceiling of %s for caller tokens; a token that long-lived is static in all but name — %s",
 				l.TTL.Round(time.Second), maxTTL, loginHint)}
+	}
+	if l.ExplicitMaxTTL <= 0 {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenMaxTTL, "Token without explicit max TTL refused",
+			fmt.Sprintf("this token has no explicit max TTL, so renewals keep it alive up to the auth mount's maximum; "+
+				"set token_explicit_max_ttl (at most %s) on your auth role — %s", maxTTL, loginHint)}
+	}
+	if maxTTL > 0 && l.ExplicitMaxTTL > maxTTL {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenMaxTTL, "Token max TTL above ceiling",
+			fmt.Sprintf("this token's explicit max TTL is %s, above this gateway's ceiling of %s: renewals could keep it alive that long; "+
+				"lower token_explicit_max_ttl on your auth role — %s", l.ExplicitMaxTTL, maxTTL, loginHint)}
+	}
+	if l.NumUses > 0 {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenUseLimit, "Use-limited token refused",
+			fmt.Sprintf("this token is limited to %d more uses in Vault, which the gateway cannot count down; "+
+				"use a token without num_uses (its TTL bounds it instead) — %s", l.NumUses, loginHint)}
+	}
+	if l.EntityID == "" {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenNoEntity, "Token without entity refused",
+			"this token carries no Vault entity, so it has no owner but a display name anyone can choose; " +
+				"log in through an auth method (OIDC, JWT, AppRole) or a token role with an entity alias — " + loginHint}
+	}
+	if l.EntityMissing {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemEntityMissing, "Entity no longer exists",
+			fmt.Sprintf("this token's Vault entity %s has been deleted; ask your Vault operator, then log in again", l.EntityID)}
+	}
+	if l.EntityDisabled {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemEntityDisabled, "Entity disabled",
+			fmt.Sprintf("Vault entity %q (%s) is disabled, and Vault refuses its tokens; ask your Vault operator to re-enable it", l.EntityName, l.EntityID)}
+	}
+	if len(l.BoundCIDRs) > 0 && !inCIDRs(rules.ClientAddr, l.BoundCIDRs) {
+		return Caller{}, &Refusal{http.StatusForbidden, api.ProblemTokenCIDR, "Token bound to other addresses",
+			fmt.Sprintf("this token is bound to %s and Vault accepts it only from there; this request came from %s "+
+				"(the gateway trusts no forwarding header) — use the token from a bound address or get one without bound CIDRs",
+				strings.Join(l.BoundCIDRs, ", "), addrOrUnknown(rules.ClientAddr))}
 	}
 
 	var bundles []string
@@ -143,7 +216,7 @@ func Admit(l vault.TokenLookup, maxTTL time.Duration) (Caller, *Refusal) {
 	}
 	owner := l.EntityName
 	if owner == "" {
-		owner = l.DisplayName
+		owner = l.EntityID // the id is the owner; the name is for people
 	}
 	return Caller{
 		Owner:       owner,
@@ -158,4 +231,34 @@ func Admit(l vault.TokenLookup, maxTTL time.Duration) (Caller, *Refusal) {
 		Renewable:   l.Renewable,
 		accessor:    l.Accessor,
 	}, nil
+}
+
+// inCIDRs reports whether addr lies in one of Vault's bound CIDRs (each a
+// prefix or a single address). Anything unparseable matches nothing.
+func inCIDRs(addr netip.Addr, cidrs []string) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, c := range cidrs {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			a, aerr := netip.ParseAddr(c)
+			if aerr != nil {
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+func addrOrUnknown(a netip.Addr) string {
+	if !a.IsValid() {
+		return "an unknown address"
+	}
+	return a.Unmap().String()
 }

@@ -80,7 +80,7 @@ func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resoluti
 	res, err := scanResource(row.Scan)
 	switch {
 	case err == nil:
-		if err := sameObject(n, key, res.OwnerEntityID, res.Owner, res.Bundle, res.Environment, res.Spec, res.ID, ""); err != nil {
+		if err := sameObject(n, key, res.OwnerEntityID, res.Bundle, res.Environment, res.Spec, res.ID, ""); err != nil {
 			return Resolution{}, err
 		}
 		// Adopting what is being deleted would hand back an object about
@@ -99,17 +99,17 @@ func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resoluti
 	case !errors.Is(err, sql.ErrNoRows):
 		return Resolution{}, fmt.Errorf("look up %s %q: %w", n.Kind, key, err)
 	}
-	var id, entity, owner, bundle, env, req string
-	err = q.QueryRowContext(ctx, `SELECT id, owner_entity_id, owner_name, bundle, environment, request_json FROM operations
+	var id, entity, bundle, env, req string
+	err = q.QueryRowContext(ctx, `SELECT id, owner_entity_id, bundle, environment, request_json FROM operations
 		WHERE kind = $1 AND natural_key = $2 AND action = $3 AND state IN ($4, $5) ORDER BY created_ns LIMIT 1`,
-		n.Kind, key, api.ActionCreate, api.OperationPending, api.OperationRunning).Scan(&id, &entity, &owner, &bundle, &env, &req)
+		n.Kind, key, api.ActionCreate, api.OperationPending, api.OperationRunning).Scan(&id, &entity, &bundle, &env, &req)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return Resolution{Outcome: Created}, nil
 	case err != nil:
 		return Resolution{}, fmt.Errorf("look up unfinished creates of %s %q: %w", n.Kind, key, err)
 	}
-	if err := sameObject(n, key, entity, owner, bundle, env, []byte(req), "", id); err != nil {
+	if err := sameObject(n, key, entity, bundle, env, []byte(req), "", id); err != nil {
 		return Resolution{}, err
 	}
 	op, err := get(ctx, q, id)
@@ -123,9 +123,9 @@ func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resoluti
 // adopt: the same owner, made in the same bundle and environment, with
 // the same spec. Anything else is a conflict that says what differs and
 // what to do; another owner's object is not described beyond that.
-func sameObject(n New, key, entity, owner, bundle, env string, spec []byte, resourceID, opID string) error {
+func sameObject(n New, key, entity, bundle, env string, spec []byte, resourceID, opID string) error {
 	conflict := &ConflictError{Kind: n.Kind, NaturalKey: key}
-	if entity != n.OwnerEntityID || owner != n.Owner {
+	if entity != n.OwnerEntityID {
 		conflict.Reason = "it belongs to another caller; choose another name"
 		return conflict
 	}
@@ -202,7 +202,7 @@ func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 	}
 	var keys []string
 	if n.IdempotencyKey != "" {
-		keys = append(keys, "idempotency\x00"+n.OwnerEntityID+"\x00"+n.Owner+"\x00"+n.IdempotencyKey)
+		keys = append(keys, "idempotency\x00"+n.OwnerEntityID+"\x00"+n.IdempotencyKey)
 	}
 	natural := ""
 	if n.Object != nil {

@@ -91,8 +91,8 @@ func replay(ctx context.Context, q store.Querier, n New, hash string) (*api.Oper
 		return nil, nil
 	}
 	var id, prevHash string
-	err := q.QueryRowContext(ctx, `SELECT id, request_hash FROM operations WHERE owner_entity_id = $1 AND owner_name = $2 AND idempotency_key = $3`,
-		n.OwnerEntityID, n.Owner, n.IdempotencyKey).Scan(&id, &prevHash)
+	err := q.QueryRowContext(ctx, `SELECT id, request_hash FROM operations WHERE owner_entity_id = $1 AND idempotency_key = $2 ORDER BY created_ns LIMIT 1`,
+		n.OwnerEntityID, n.IdempotencyKey).Scan(&id, &prevHash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, nil
@@ -112,16 +112,16 @@ func requestHash(n New) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Get returns the operation id if it belongs to the owner (entity id, else
-// name): operations are not shared between callers.
-func (b *Book) Get(ctx context.Context, id, ownerEntityID, owner string) (api.Operation, error) {
+// Get returns the operation id if it belongs to the Vault entity
+// ownerEntityID: operations are not shared between callers.
+func (b *Book) Get(ctx context.Context, id, ownerEntityID string) (api.Operation, error) {
 	op, err := get(ctx, b.st.DB, id)
 	if err != nil {
 		return op, err
 	}
 	var entity string
 	_ = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id FROM operations WHERE id = $1`, id).Scan(&entity)
-	if entity != ownerEntityID || op.Owner != owner {
+	if ownerEntityID == "" || entity != ownerEntityID {
 		return api.Operation{}, ErrNotFound
 	}
 	return op, nil

@@ -61,10 +61,15 @@ func (b *Book) DeleteResource(ctx context.Context, id string) error {
 
 const resourceColumns = `id, kind, owner_entity_id, owner_name, bundle, environment, spec_json, attributes_json, operation_id, natural_key, created_ns, updated_ns`
 
-// GetResource returns the caller's resource of kind with id.
-func (b *Book) GetResource(ctx context.Context, kind, id, ownerEntityID, owner string) (Resource, error) {
-	row := b.st.DB.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE id = $1 AND kind = $2 AND owner_entity_id = $3 AND owner_name = $4`,
-		id, kind, ownerEntityID, owner)
+// GetResource returns the resource of kind with id owned by the Vault
+// entity ownerEntityID. The entity id alone is the owner: names change and
+// are chosen by people, ids are neither.
+func (b *Book) GetResource(ctx context.Context, kind, id, ownerEntityID string) (Resource, error) {
+	if ownerEntityID == "" {
+		return Resource{}, ErrResourceNotFound
+	}
+	row := b.st.DB.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE id = $1 AND kind = $2 AND owner_entity_id = $3`,
+		id, kind, ownerEntityID)
 	r, err := scanResource(row.Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, ErrResourceNotFound
@@ -72,10 +77,13 @@ func (b *Book) GetResource(ctx context.Context, kind, id, ownerEntityID, owner s
 	return r, err
 }
 
-// ListResources returns the caller's resources of kind.
-func (b *Book) ListResources(ctx context.Context, kind, ownerEntityID, owner string) ([]Resource, error) {
-	rows, err := b.st.DB.QueryContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE kind = $1 AND owner_entity_id = $2 AND owner_name = $3 ORDER BY created_ns`,
-		kind, ownerEntityID, owner)
+// ListResources returns the resources of kind owned by the Vault entity ownerEntityID.
+func (b *Book) ListResources(ctx context.Context, kind, ownerEntityID string) ([]Resource, error) {
+	if ownerEntityID == "" {
+		return []Resource{}, nil
+	}
+	rows, err := b.st.DB.QueryContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE kind = $1 AND owner_entity_id = $2 ORDER BY created_ns`,
+		kind, ownerEntityID)
 	if err != nil {
 		return nil, err
 	}

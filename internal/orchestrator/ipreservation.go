@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
+	"net/netip"
 	"strings"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
@@ -72,8 +72,8 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 			return Result{}, Permanent(fmt.Errorf("bundle %s declares no network %q", op.Bundle, req.Network))
 		}
 	}
-	if _, _, err := net.ParseCIDR(cidr); err != nil {
-		return Result{}, Permanent(fmt.Errorf("network %q: %w", cidr, err))
+	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
+		return Result{}, Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))
 	}
 	fqdn := req.Hostname + "." + req.DNSZone
 	host, err := c.CreateHost(ctx, infoblox.HostSpec{

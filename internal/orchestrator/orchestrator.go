@@ -314,6 +314,27 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		}
 	}
 
+	// An existing resource is changed in its own bundle and environment:
+	// the sub-token comes from its environment's role, never another's.
+	var target *operations.Resource
+	if w.TargetID != "" {
+		r, err := book.GetResource(ctx, w.Kind, w.TargetID, w.OwnerEntityID)
+		if errors.Is(err, operations.ErrResourceNotFound) {
+			if w.Action == api.ActionDelete { // already gone: deleting it is done
+				return o.succeed(ctx, w, func() {}, Result{ResourceID: w.TargetID, Deleted: true})
+			}
+			return o.fail(ctx, w, nil, Job{}, func() {}, Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
+		}
+		if err != nil {
+			return err
+		}
+		if r.Bundle != w.Bundle || r.Environment != w.Environment {
+			return o.fail(ctx, w, nil, Job{}, func() {}, Permanent(fmt.Errorf("%s %s belongs to bundle %s in environment %s, not %s in %s; refused",
+				w.Kind, w.TargetID, r.Bundle, r.Environment, w.Bundle, w.Environment)))
+		}
+		target = &r
+	}
+
 	sub, err := o.mint(ctx, w, purposeOperation, o.cfg.OperationTimeout)
 	if errors.Is(err, errNotRecorded) {
 		return err
@@ -344,19 +365,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 	j := Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 		return o.cfg.Vault.ReadCredentials(ctx, sub, system)
 	}}
-	if w.TargetID != "" {
-		r, err := book.GetResource(ctx, w.Kind, w.TargetID, w.OwnerEntityID, w.Owner)
-		if errors.Is(err, operations.ErrResourceNotFound) {
-			if w.Action == api.ActionDelete { // already gone: deleting it is done
-				return o.succeed(ctx, w, release, Result{ResourceID: w.TargetID, Deleted: true})
-			}
-			return o.fail(ctx, w, exec, j, release, Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
-		}
-		if err != nil {
-			return err
-		}
-		j.Resource = &r
-	}
+	j.Resource = target
 	res, err := exec.Execute(ctx, j)
 	if err != nil {
 		var perm *PermanentError
@@ -376,21 +385,22 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 		}
 	} else if res.ResourceID != "" {
 		spec := json.RawMessage(w.Request)
-		opID, naturalKey := w.ID, w.NaturalKey
+		opID, naturalKey, bundle, env := w.ID, w.NaturalKey, w.Bundle, w.Environment
 		if w.Action == api.ActionUpdate {
 			// The resource's spec stays what was created, with the update's
-			// fields laid over it; it still names the operation that created it.
-			prev, err := book.GetResource(ctx, w.Kind, res.ResourceID, w.OwnerEntityID, w.Owner)
+			// fields laid over it; it still names the operation that created
+			// it, and stays in the bundle and environment it was made in.
+			prev, err := book.GetResource(ctx, w.Kind, res.ResourceID, w.OwnerEntityID)
 			if err != nil {
 				return err
 			}
 			if spec, err = mergeSpec(prev.Spec, w.Request); err != nil {
 				return err
 			}
-			opID, naturalKey = prev.OperationID, prev.NaturalKey
+			opID, naturalKey, bundle, env = prev.OperationID, prev.NaturalKey, prev.Bundle, prev.Environment
 		}
 		if err := book.PutResource(ctx, operations.Resource{ID: res.ResourceID, Kind: w.Kind, OwnerEntityID: w.OwnerEntityID, Owner: w.Owner,
-			Bundle: w.Bundle, Environment: w.Environment, Spec: spec, Attributes: res.Attributes, OperationID: opID, NaturalKey: naturalKey}); err != nil {
+			Bundle: bundle, Environment: env, Spec: spec, Attributes: res.Attributes, OperationID: opID, NaturalKey: naturalKey}); err != nil {
 			return err
 		}
 	}

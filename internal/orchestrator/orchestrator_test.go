@@ -124,7 +124,7 @@ func (r *rig) wait(t *testing.T, id string) api.Operation {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		op, err := r.book.Get(context.Background(), id, "e1", "alice")
+		op, err := r.book.Get(context.Background(), id, "e1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestTransientFailuresRetryThenSucceed(t *testing.T) {
 			if len(exec.accessors) != 3 || exec.accessors[0] == exec.accessors[1] {
 				t.Errorf("each attempt needs its own sub-token: %v", exec.accessors)
 			}
-			res, err := r.book.GetResource(context.Background(), api.KindIPReservation, "res-"+op.ID, "e1", "alice")
+			res, err := r.book.GetResource(context.Background(), api.KindIPReservation, "res-"+op.ID, "e1")
 			if err != nil || res.Attributes["ip_address"] != "10.10.0.9" {
 				t.Fatalf("resource %+v %v", res, err)
 			}

@@ -80,6 +80,17 @@ type Input struct {
 	Action      string `json:"action"`
 	Caller      Caller `json:"caller"`
 	Request     any    `json:"request"`
+	// Resource is the existing resource an update, delete or read acts on,
+	// as the gateway stored it; Bundle and Environment above are its own.
+	Resource *Resource `json:"resource,omitempty"`
+}
+
+// Resource is a stored resource as policies see it.
+type Resource struct {
+	ID          string `json:"id"`
+	Bundle      string `json:"bundle"`
+	Environment string `json:"environment"`
+	Spec        any    `json:"spec"`
 }
 
 // Caller is the verified identity behind a request, from Vault.

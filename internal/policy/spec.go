@@ -201,8 +201,8 @@ func (s BundleSpec) validate() error {
 	}
 	for name, n := range s.Networks {
 		p, err := netip.ParsePrefix(n.CIDR)
-		if err != nil || p.Masked() != p {
-			return fmt.Errorf("networks.%s.cidr: %q is not a network CIDR such as 10.10.0.0/24", name, n.CIDR)
+		if err != nil || p.Masked() != p || !p.Addr().Is4() {
+			return fmt.Errorf("networks.%s.cidr: %q is not an IPv4 network CIDR such as 10.10.0.0/24", name, n.CIDR)
 		}
 		if err := s.envSubset("networks."+name+".environments", n.Environments); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,13 +174,77 @@ func (e *Env) RevokedToken(t testing.TB, bundles ...string) string {
 
 func (e *Env) directToken(t testing.TB, bundles []string, ttl string) string {
 	t.Helper()
-	s, err := e.admin.Auth().Token().CreateWithContext(context.Background(), &vaultapi.TokenCreateRequest{
-		Policies: bundlePolicies(bundles), TTL: ttl, DisplayName: "direct-" + ttl,
-	})
+	return e.TokenLike(t, vaultapi.TokenCreateRequest{Policies: bundlePolicies(bundles), TTL: ttl, DisplayName: "direct-" + ttl})
+}
+
+// TokenLike mints a token with exactly the properties of req (created by
+// root through auth/token/create, so without an entity unless a role adds
+// one): for the tokens Vault or the gateway must refuse — batch, periodic,
+// without explicit max TTL, use-limited, without entity.
+func (e *Env) TokenLike(t testing.TB, req vaultapi.TokenCreateRequest) string {
+	t.Helper()
+	s, err := e.admin.Auth().Token().CreateWithContext(context.Background(), &req)
 	if err != nil {
-		t.Fatalf("testenv: mint %s token: %v", ttl, err)
+		t.Fatalf("testenv: mint token %+v: %v", req, err)
 	}
 	return s.Auth.ClientToken
+}
+
+// BoundToken mints a caller token (entity, bundles, explicit max TTL, as
+// Caller does) that Vault accepts only from cidrs, through a token role
+// with token_bound_cidrs — as an operator binds a CI runner's tokens.
+func (e *Env) BoundToken(t testing.TB, spec vaultsetup.CallerSpec, cidrs ...string) string {
+	t.Helper()
+	ctx := context.Background()
+	role := "sas-test-bound-" + strings.NewReplacer("/", "-", ".", "-", ":", "-").Replace(strings.Join(cidrs, "_"))
+	if _, err := e.admin.Logical().WriteWithContext(ctx, "auth/token/roles/"+role, map[string]any{
+		"allowed_policies": append(bundlePolicies(spec.Bundles), vaultsetup.AuditorPolicy), "allowed_entity_aliases": []string{"*"},
+		"token_type": "service", "token_explicit_max_ttl": "8h", "token_bound_cidrs": cidrs,
+	}); err != nil {
+		t.Fatalf("testenv: token role %s: %v", role, err)
+	}
+	if _, err := vaultsetup.EnsureEntity(ctx, e.admin, spec.Entity); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	s, err := e.admin.Auth().Token().CreateWithRoleWithContext(ctx, &vaultapi.TokenCreateRequest{
+		Policies: bundlePolicies(spec.Bundles), TTL: "1h", EntityAlias: spec.Entity, DisplayName: spec.Entity,
+	}, role)
+	if err != nil {
+		t.Fatalf("testenv: mint bound token: %v", err)
+	}
+	return s.Auth.ClientToken
+}
+
+// SetEntityDisabled disables or re-enables the entity named name, as an
+// operator does to lock a person or a pipeline out of Vault.
+func (e *Env) SetEntityDisabled(t testing.TB, name string, disabled bool) {
+	t.Helper()
+	if _, err := e.admin.Logical().WriteWithContext(context.Background(), "identity/entity/name/"+name, map[string]any{"disabled": disabled}); err != nil {
+		t.Fatalf("testenv: set entity %s disabled=%v: %v", name, disabled, err)
+	}
+}
+
+// DeleteEntity deletes the entity named name; its tokens stay in Vault's
+// token store (Vault refuses them at use).
+func (e *Env) DeleteEntity(t testing.TB, name string) {
+	t.Helper()
+	if _, err := e.admin.Logical().DeleteWithContext(context.Background(), "identity/entity/name/"+name); err != nil {
+		t.Fatalf("testenv: delete entity %s: %v", name, err)
+	}
+}
+
+// VaultSaysOfToken is Vault's own verdict on tok, used as tok would be
+// (lookup-self with tok, from this process): nil when Vault accepts it.
+// Tests compare the gateway's refusals against it.
+func (e *Env) VaultSaysOfToken(t testing.TB, tok string) error {
+	t.Helper()
+	c, err := e.admin.Clone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(tok)
+	_, err = c.Auth().Token().LookupSelfWithContext(context.Background())
+	return err
 }
 
 // waitGone polls until Vault no longer knows tok.

@@ -33,10 +33,20 @@ type TokenLookup struct {
 	Type             string // service or batch
 	ExpireTime       time.Time
 	TTL              time.Duration
+	ExplicitMaxTTL   time.Duration // 0: none, renewable up to the mount's maximum
+	Period           time.Duration // > 0: periodic, renewable forever
+	NumUses          int           // 0: unlimited; > 0: use-limited; < 0: revocation pending
+	BoundCIDRs       []string      // Vault accepts the token only from these addresses
 	Renewable        bool
 	Orphan           bool
 	Path             string
 	Meta             map[string]string
+
+	// What Vault says about the token's entity (read on every lookup: a
+	// disabled or deleted entity must stop its tokens on their next use,
+	// as Vault itself does).
+	EntityMissing  bool // the token names an entity Vault no longer has
+	EntityDisabled bool
 }
 
 // HasExpiry reports whether Vault will ever expire the token.
@@ -63,39 +73,57 @@ func (s *Session) LookupCaller(ctx context.Context, token string) (TokenLookup, 
 	if err != nil {
 		return TokenLookup{}, &UnavailableError{Err: err}
 	}
+	if role := str(sec.Data["role"]); role != "" && l.ExplicitMaxTTL == 0 {
+		if l.ExplicitMaxTTL, err = s.roleExplicitMaxTTL(ctx, c, role); err != nil {
+			return TokenLookup{}, err
+		}
+	}
 	if l.EntityID != "" {
-		if l.EntityName, err = s.entityName(ctx, c, l.EntityID); err != nil {
+		if err := s.readEntity(ctx, c, &l); err != nil {
 			return TokenLookup{}, err
 		}
 	}
 	return l, nil
 }
 
-// entityNameTTL bounds how long a renamed entity keeps its old name in
-// records. The entity id — the authoritative owner key — is never cached.
-const entityNameTTL = 30 * time.Second
-
-type cachedName struct {
-	name  string
-	until time.Time
+// roleExplicitMaxTTL is the explicit max TTL of a token role. Vault
+// enforces it when a token made through the role is renewed, yet shows it
+// only on the role, not in the token's lookup.
+func (s *Session) roleExplicitMaxTTL(ctx context.Context, c *vaultapi.Client, role string) (time.Duration, error) {
+	sec, err := c.Logical().ReadWithContext(ctx, "auth/token/roles/"+role)
+	if err != nil {
+		return 0, &UnavailableError{Err: fmt.Errorf("read token role %s: %w", role, err)}
+	}
+	if sec == nil || sec.Data == nil {
+		return 0, nil // the role is gone: nothing bounds the token's renewals
+	}
+	for _, name := range []string{"token_explicit_max_ttl", "explicit_max_ttl"} {
+		n, err := number(sec.Data, name)
+		if err != nil {
+			return 0, &UnavailableError{Err: fmt.Errorf("token role %s: %w", role, err)}
+		}
+		if n > 0 {
+			return time.Duration(n) * time.Second, nil
+		}
+	}
+	return 0, nil
 }
 
-// entityName resolves an entity id to its name, caching names briefly:
-// without the cache every request costs Vault two reads instead of one.
-func (s *Session) entityName(ctx context.Context, c *vaultapi.Client, id string) (string, error) {
-	if v, ok := s.entityNames.Load(id); ok && time.Now().Before(v.(cachedName).until) {
-		return v.(cachedName).name, nil
-	}
-	ent, err := c.Logical().ReadWithContext(ctx, "identity/entity/id/"+id)
+// readEntity fills the entity's name and whether it is disabled or gone.
+// It is not cached: Vault refuses a disabled entity's tokens at once, and
+// so must the gateway.
+func (s *Session) readEntity(ctx context.Context, c *vaultapi.Client, l *TokenLookup) error {
+	ent, err := c.Logical().ReadWithContext(ctx, "identity/entity/id/"+l.EntityID)
 	if err != nil {
-		return "", &UnavailableError{Err: fmt.Errorf("read entity %s: %w", id, err)}
+		return &UnavailableError{Err: fmt.Errorf("read entity %s: %w", l.EntityID, err)}
 	}
-	var name string
-	if ent != nil {
-		name, _ = ent.Data["name"].(string)
+	if ent == nil || ent.Data == nil {
+		l.EntityMissing = true
+		return nil
 	}
-	s.entityNames.Store(id, cachedName{name: name, until: time.Now().Add(entityNameTTL)})
-	return name, nil
+	l.EntityName, _ = ent.Data["name"].(string)
+	l.EntityDisabled, _ = ent.Data["disabled"].(bool)
+	return nil
 }
 
 func parseLookup(d map[string]any) (TokenLookup, error) {
@@ -110,13 +138,22 @@ func parseLookup(d map[string]any) (TokenLookup, error) {
 	}
 	l.Renewable, _ = d["renewable"].(bool)
 	l.Orphan, _ = d["orphan"].(bool)
-	if ttl, ok := d["ttl"].(json.Number); ok {
-		n, err := ttl.Int64()
+	for _, f := range []struct {
+		name string
+		out  *time.Duration
+	}{{"ttl", &l.TTL}, {"explicit_max_ttl", &l.ExplicitMaxTTL}, {"period", &l.Period}} {
+		n, err := number(d, f.name)
 		if err != nil {
-			return l, fmt.Errorf("token lookup: ttl %q: %w", ttl, err)
+			return l, err
 		}
-		l.TTL = time.Duration(n) * time.Second
+		*f.out = time.Duration(n) * time.Second
 	}
+	uses, err := number(d, "num_uses")
+	if err != nil {
+		return l, err
+	}
+	l.NumUses = int(uses)
+	l.BoundCIDRs = strs(d["bound_cidrs"])
 	if et := str(d["expire_time"]); et != "" {
 		t, err := time.Parse(time.RFC3339Nano, et)
 		if err != nil {
@@ -131,6 +168,22 @@ func parseLookup(d map[string]any) (TokenLookup, error) {
 		}
 	}
 	return l, nil
+}
+
+// number reads an integer member of a lookup (absent: 0).
+func number(d map[string]any, name string) (int64, error) {
+	switch v := d[name].(type) {
+	case nil:
+		return 0, nil
+	case json.Number:
+		n, err := v.Int64()
+		if err != nil {
+			return 0, fmt.Errorf("token lookup: %s %q: %w", name, v, err)
+		}
+		return n, nil
+	default:
+		return 0, fmt.Errorf("token lookup: %s is %T, not a number", name, v)
+	}
 }
 
 func str(v any) string {

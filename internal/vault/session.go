@@ -31,8 +31,6 @@ type Session struct {
 	mu     sync.RWMutex
 	client *vaultapi.Client
 	secret *vaultapi.Secret
-
-	entityNames sync.Map // entity id -> cachedName
 }
 
 // NewClient returns a Vault client for addr that ignores the VAULT_*

@@ -200,6 +200,11 @@ path "auth/token/lookup" {
 path "identity/entity/id/*" {
   capabilities = ["read"]
 }
+# A token role's explicit max TTL bounds its tokens' renewals, but Vault
+# shows it only on the role: read it to admit or refuse such tokens.
+path "auth/token/roles/*" {
+  capabilities = ["read"]
+}
 # Mint per-operation sub-tokens, and revoke them by accessor.
 path "auth/token/create/sas-exec-*" {
   capabilities = ["update"]
