@@ -98,9 +98,9 @@ type Config struct {
 	// counted before one summary record is written (default 1m).
 	FloodWindow time.Duration
 
-	// MetricsAddr, when set, serves Prometheus metrics on a listener of its
-	// own (they name bundles and routes, so they are not on the API). Plain
-	// HTTP only on loopback, like the API.
+	// MetricsAddr, when set, is where sas-server serves Prometheus metrics,
+	// on a listener of their own (they name bundles and routes, so they are
+	// not on the API). Plain HTTP only on loopback, like the API.
 	MetricsAddr string
 
 	LogLevel string

@@ -38,7 +38,8 @@ func TestLoadConfigExample(t *testing.T) {
 	if cfg.VaultLogin.SecretID != "s3cret" || cfg.VaultLogin.RoleID == "" {
 		t.Errorf("approle not loaded")
 	}
-	if cfg.RateLimit != 20 || cfg.RateBurst != 40 || cfg.BundleReloadInterval != 30*time.Second || !cfg.LogJSON {
+	if cfg.RateLimit != 20 || cfg.RateBurst != 40 || cfg.UnauthenticatedRate != 5 || cfg.UnauthenticatedBurst != 30 ||
+		cfg.MetricsAddr != "127.0.0.1:9464" || cfg.BundleReloadInterval != 30*time.Second || !cfg.LogJSON {
 		t.Errorf("rate/policy/log: %+v", cfg)
 	}
 }
@@ -74,6 +75,17 @@ func TestPlainHTTPOnlyOnLoopback(t *testing.T) {
 		}
 		if !ok && !strings.Contains(err.Error(), "tls_cert_file") {
 			t.Errorf("%s: error does not say what to do: %v", addr, err)
+		}
+	}
+}
+
+// Metrics name every bundle: like the API, they are plain HTTP on loopback only.
+func TestMetricsListenerOnLoopbackWithoutTLS(t *testing.T) {
+	for addr, ok := range map[string]bool{"127.0.0.1:9464": true, "[::1]:0": true, "0.0.0.0:9464": false, "bogus": false} {
+		cfg := server.Config{ListenAddr: "127.0.0.1:8200", MetricsAddr: addr, VaultAddr: "http://v", DataDir: "d", BundleDir: "b"}
+		cfg.VaultLogin.RoleID, cfg.VaultLogin.SecretID = "r", "s"
+		if err := cfg.Validate(); ok != (err == nil) || (err != nil && !strings.Contains(err.Error(), "metrics address")) {
+			t.Errorf("%s: %v", addr, err)
 		}
 	}
 }

@@ -186,33 +186,16 @@ func (g *Gateway) Handler() http.Handler { return g.router() }
 func (g *Gateway) MetricsHandler() http.Handler { return withSecurityHeaders(g.metrics.handler()) }
 
 // Serve serves the API on ln until ctx ends, keeping the Vault session
-// alive; with MetricsAddr set, metrics are served on a listener of their own.
+// alive. Metrics are not on it: serve them with ServeMetrics on a listener
+// of their own (sas-server does, at Config.MetricsAddr).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := g.Start(ctx); err != nil {
 		return err
 	}
-	errc, running := make(chan error, 2), 1
-	if g.cfg.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", g.cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-		g.cfg.Logger.Info("metrics listening", "address", mln.Addr().String())
-		running++
-		go func() { errc <- g.ServeMetrics(ctx, mln) }()
-	}
-	go func() {
-		errc <- g.serveHTTP(ctx, ln, g.Handler(), &http.Server{
-			ReadTimeout: g.cfg.ReadTimeout, WriteTimeout: g.cfg.WriteTimeout, IdleTimeout: g.cfg.IdleTimeout})
-	}()
-	var errs []error
-	for range running {
-		errs = append(errs, <-errc)
-		cancel() // one listener failing stops both; wait until both drained
-	}
-	return errors.Join(errs...)
+	return g.serveHTTP(ctx, ln, g.Handler(), &http.Server{
+		ReadTimeout: g.cfg.ReadTimeout, WriteTimeout: g.cfg.WriteTimeout, IdleTimeout: g.cfg.IdleTimeout})
 }
 
 // ServeMetrics serves Prometheus metrics on ln until ctx ends, with the

@@ -9,6 +9,7 @@ listen {
   write_timeout = "60s"
   idle_timeout  = "120s"
   max_body_bytes = 1048576
+  metrics_address = "127.0.0.1:9464" # Prometheus; never on the API (metrics name every bundle)
 }
 
 vault {
@@ -49,9 +50,13 @@ orchestrator {
   sweep_interval    = "30s" # re-enqueue stalled operations; revoke sub-tokens Vault did not confirm
 }
 
+# On by default (50/s, burst 100, per caller identity; 5/s, burst 30 refused
+# requests per client address before Vault is asked). Per replica.
 rate_limit {
-  requests_per_second = 20 # per caller identity, per replica
-  burst               = 40
+  requests_per_second        = 20 # per caller identity (Vault entity), after authentication
+  burst                      = 40
+  unauthenticated_per_second = 5  # refusals per client address; once spent, its requests
+  unauthenticated_burst      = 30 # are refused before Vault is asked (no forwarding header trusted)
 }
 
 log {

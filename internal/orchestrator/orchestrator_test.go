@@ -219,3 +219,40 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	}
 	r.assertAllRevoked(t, exec.accessors)
 }
+
+// An operation on an existing resource that names another bundle or
+// environment than the resource's (a bug or a tampered row upstream) is
+// refused before any sub-token is minted: a resource is only ever changed
+// with a sub-token of its own environment's role.
+func TestOperationInAnotherContextThanItsResourceIsRefused(t *testing.T) {
+	exec := &scriptedExecutor{}
+	r := newRig(t, store.DriverSQLite, exec)
+	created := r.wait(t, r.submit(t, "made").ID)
+	id, _ := created.Result["resource_id"].(string)
+	if created.State != api.OperationSucceeded || id == "" {
+		t.Fatalf("create: %+v", created)
+	}
+	ctx := context.Background()
+	op, _, err := r.book.Create(ctx, operations.New{Kind: api.KindIPReservation, Action: api.ActionDelete, TargetID: id,
+		OwnerEntityID: "e1", Owner: "alice", Bundle: "fedramp_sbx_default", Environment: "dev", RequestID: "req-elsewhere",
+		DecisionID: "d-elsewhere", IdempotencyKey: "elsewhere", Request: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.orch.Enqueue(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	done := r.wait(t, op.ID)
+	if done.State != api.OperationFailed || !strings.Contains(done.Error, "belongs to bundle fedramp_sbx_default in environment sbx") {
+		t.Fatalf("delete in dev of an sbx resource: %+v", done)
+	}
+	if got := r.outcomes(t, "req-elsewhere"); got["sub-token minted"] != 0 {
+		t.Fatalf("a sub-token was minted for it: %v", got)
+	}
+	if len(exec.accessors) != 1 {
+		t.Fatalf("the executor ran %d times; want only the create", len(exec.accessors))
+	}
+	if _, err := r.book.GetResource(ctx, api.KindIPReservation, id, "e1"); err != nil {
+		t.Fatalf("the resource is gone: %v", err)
+	}
+}

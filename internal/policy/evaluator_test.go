@@ -215,6 +215,7 @@ func TestBrokenPoliciesDeny(t *testing.T) {
 		{"roots not sas", map[string]string{".manifest": `{"revision": "r1", "roots": ["sas", "other"]}`, "policy.rego": header + "default allow := true\nviolations := set()\n"}, true, "roots"},
 		{"no revision", map[string]string{".manifest": `{"roots": ["sas"]}`, "policy.rego": header + "default allow := true\nviolations := set()\n"}, true, "revision"},
 		{"invalid data", map[string]string{"data.json": strings.Replace(minimalData, "10.10.0.0/24", "10.10.0.0/33", 1), "policy.rego": header + "default allow := true\nviolations := set()\n"}, true, "cidr"},
+		{"IPv4-mapped IPv6 network", map[string]string{"data.json": strings.Replace(minimalData, "10.10.0.0/24", "::ffff:10.10.0.0/120", 1), "policy.rego": header + "default allow := true\nviolations := set()\n"}, true, "IPv4"},
 		{"missing data", map[string]string{"data.json": `{"sas": {}}`, "policy.rego": header + "default allow := true\nviolations := set()\n"}, true, "sas.bundle"},
 		{"divide by zero", map[string]string{"policy.rego": header + "default allow := false\nallow if 10 / count(input.request) > 1\nviolations := set()\n"}, false, "divide by zero"},
 		{"conflicting rules", map[string]string{"policy.rego": header + "allow := true if input.kind\nallow := false if input.action\nviolations := set()\n"}, false, "conflict"},

@@ -45,6 +45,16 @@ vault kv put sas/sbx/calm username=... password=...
 
 Neither the gateway's token nor any caller token can read them: only the
 per-operation sub-tokens minted through ` + "`sas-exec-<env>`" + ` can.
+
+## Caller tokens the gateway admits
+
+Whatever auth method your users and pipelines log in with (OIDC, JWT, AppRole,
+a token role), configure its roles so their tokens are what the gateway admits
+(docs/gateway/security.md): ` + "`token_type=service`" + ` (not batch), no ` + "`token_period`" + `,
+` + "`token_explicit_max_ttl`" + ` at most the gateway's ` + "`max_caller_ttl`" + ` (8h by default), no
+` + "`token_num_uses`" + `, tokens that carry an entity (auth methods create one per alias;
+token roles need ` + "`allowed_entity_aliases`" + `), and ` + "`token_bound_cidrs`" + ` only with the
+addresses the callers really connect to the gateway from.
 `
 
 func guide() string {

@@ -30,6 +30,7 @@ const (
 func dev(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8400", "gateway listen address (loopback)")
+	metricsListen := fs.String("metrics-listen", "127.0.0.1:0", "Prometheus metrics listen address (loopback; port 0 picks one, written to the env file)")
 	dataDir := fs.String("data-dir", ".sas-dev", "directory for the gateway's database and the dev Vault's files")
 	envFile := fs.String("env-file", "", "write SAS_ADDR, VAULT_ADDR, VAULT_TOKEN, … as KEY=VALUE lines to this file (mode 0600)")
 	vaultBin := fs.String("vault-dev-bin", "", "path to the vault-dev binary (default: next to sas-server, then ./bin/vault-dev)")
@@ -85,6 +86,7 @@ func dev(ctx context.Context, args []string) error {
 
 	cfg := server.Config{
 		ListenAddr:        *listen,
+		MetricsAddr:       *metricsListen,
 		VaultAddr:         vs.Addr,
 		VaultLogin:        vault.AppRoleLogin{RoleID: creds.RoleID, SecretID: creds.SecretID},
 		DataDir:           filepath.Join(abs, "gateway"),
@@ -92,9 +94,11 @@ func dev(ctx context.Context, args []string) error {
 		GenerateAuditKeys: true, // dev only: keys in <data-dir>/gateway/keys
 		Logger:            logger,
 	}
-	return runGateway(ctx, cfg, func(addr string) error {
+	return runGateway(ctx, cfg, func(at listening) error {
+		addr := at.API
 		env := map[string]string{
 			"SAS_ADDR":                 addr,
+			"SAS_DEV_METRICS_URL":      at.Metrics + "/metrics",
 			"VAULT_ADDR":               vs.Addr,
 			"VAULT_TOKEN":              callerToken,
 			"SAS_POLICY_BUNDLE":        devBundle,
@@ -108,7 +112,7 @@ func dev(ctx context.Context, args []string) error {
 				return err
 			}
 		}
-		fmt.Fprintf(os.Stderr, "\nsas dev stack is up (Ctrl-C stops it)\n  gateway: %s\n  vault:   %s\n  caller:  entity %q, bundle %q, environment %q\n", addr, vs.Addr, devEntity, devBundle, devEnvironment)
+		fmt.Fprintf(os.Stderr, "\nsas dev stack is up (Ctrl-C stops it)\n  gateway: %s\n  metrics: %s/metrics\n  vault:   %s\n  caller:  entity %q, bundle %q, environment %q\n", addr, at.Metrics, vs.Addr, devEntity, devBundle, devEnvironment)
 		if *envFile != "" {
 			fmt.Fprintf(os.Stderr, "  env:     %s (holds tokens; do not share)\n\n", *envFile)
 		}

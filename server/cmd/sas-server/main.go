@@ -98,7 +98,13 @@ Settings come from the HCL file, then these environment variables override them:
 
 // runGateway starts the gateway and serves until ctx ends. ready, if set,
 // is called with the listening address once it accepts connections.
-func runGateway(ctx context.Context, cfg server.Config, ready func(addr string) error) error {
+// listening is where a started gateway answers.
+type listening struct {
+	API     string // scheme://host:port
+	Metrics string // same, or "" without a metrics listener
+}
+
+func runGateway(ctx context.Context, cfg server.Config, ready func(listening) error) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -115,10 +121,23 @@ func runGateway(ctx context.Context, cfg server.Config, ready func(addr string) 
 	if cfg.TLSCertFile != "" {
 		scheme = "https"
 	}
-	addr := scheme + "://" + ln.Addr().String()
-	cfg.Logger.Info("gateway listening", "addr", addr, "vault", cfg.VaultAddr, "data_dir", cfg.DataDir)
+	at := listening{API: scheme + "://" + ln.Addr().String()}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("metrics listen on %s: %w", cfg.MetricsAddr, err)
+		}
+		at.Metrics = scheme + "://" + mln.Addr().String()
+		go func() {
+			if err := gw.ServeMetrics(ctx, mln); err != nil {
+				cfg.Logger.Error("metrics listener stopped", "error", err)
+			}
+		}()
+	}
+	cfg.Logger.Info("gateway listening", "addr", at.API, "metrics", at.Metrics, "vault", cfg.VaultAddr, "data_dir", cfg.DataDir)
 	if ready != nil {
-		if err := ready(addr); err != nil {
+		if err := ready(at); err != nil {
 			ln.Close()
 			return err
 		}
