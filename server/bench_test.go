@@ -48,8 +48,12 @@ func BenchmarkDecisionsTokenCache(b *testing.B) {
 	benchDecisions(b, func(c *server.Config) { c.TokenCacheTTL = 2 * time.Second })
 }
 
+// unlimited lifts the per-identity rate limit: a benchmark measures the
+// gateway's capacity, not its limit.
+func unlimited(c *server.Config) { c.RateLimit, c.RateBurst = 1e9, 1e9 }
+
 func benchDecisions(b *testing.B, configure ...func(*server.Config)) {
-	gw := env.StartGateway(b, configure...)
+	gw := env.StartGateway(b, append([]func(*server.Config){unlimited}, configure...)...)
 	tok := env.Caller(b, vaultsetup.CallerSpec{Entity: "bench", Bundles: []string{sbx}})
 	body := []byte(`{"kind":"ip_reservation","action":"create","request":{"network":"sbx-app","hostname":"web-01","dns_zone":"sbx.example.internal"}}`)
 	for _, c := range concurrencies {

@@ -55,7 +55,7 @@ func BenchmarkReservations1000(b *testing.B) {
 	bundles, nets := benchBundles(b)
 	for i := 0; i < b.N; i++ {
 		sim := env.StartInfoblox(b, func(o *devstack.InfobloxOptions) { o.BundleDir = bundles })
-		gw := env.StartGateway(b, func(c *server.Config) { c.BundleDir = bundles; c.WorkersPerKind = 16 })
+		gw := env.StartGateway(b, unlimited, func(c *server.Config) { c.BundleDir = bundles; c.WorkersPerKind = 16 })
 		tok := env.Caller(b, vaultsetup.CallerSpec{Entity: fmt.Sprintf("bench-%d", i), Bundles: []string{sbx}})
 		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 		type sub struct {

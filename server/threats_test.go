@@ -625,7 +625,7 @@ func TestThreatStaticLikeTokensRefused(t *testing.T) {
 		{"batch", env.TokenLike(t, vaultapi.TokenCreateRequest{Type: "batch", TTL: "1h", Policies: bundles, NoParent: true}), api.ProblemTokenBatch},
 		{"periodic", env.TokenLike(t, vaultapi.TokenCreateRequest{Period: "1h", Policies: bundles}), api.ProblemTokenPeriodic},
 		{"no explicit max TTL", env.TokenLike(t, vaultapi.TokenCreateRequest{TTL: "1h", Policies: bundles}), api.ProblemTokenMaxTTL},
-		{"explicit max TTL above the ceiling", env.Caller(t, vaultsetup.CallerSpec{Entity: "long-lived", Bundles: []string{sbx}}), api.ProblemTokenMaxTTL},
+		{"explicit max TTL above the ceiling (the token role's 8h)", roleToken(t, "long-lived"), api.ProblemTokenMaxTTL},
 		{"use-limited", env.TokenLike(t, vaultapi.TokenCreateRequest{TTL: "1h", ExplicitMaxTTL: "2h", Policies: bundles, NumUses: 1}), api.ProblemTokenUseLimit},
 		{"no entity", env.TokenLike(t, vaultapi.TokenCreateRequest{TTL: "1h", ExplicitMaxTTL: "2h", Policies: bundles, DisplayName: "shared"}), api.ProblemTokenNoEntity},
 		{"no entity, same display name", env.TokenLike(t, vaultapi.TokenCreateRequest{TTL: "1h", ExplicitMaxTTL: "2h", Policies: bundles, DisplayName: "shared"}), api.ProblemTokenNoEntity},
@@ -646,6 +646,22 @@ func TestThreatStaticLikeTokensRefused(t *testing.T) {
 	if n := operationCount(t, gw); n != 0 {
 		t.Fatalf("%d operations created by static-like tokens", n)
 	}
+}
+
+// roleToken mints a 1h token through the caller role without an explicit max
+// TTL of its own: the role's token_explicit_max_ttl (8h) bounds its renewals,
+// and Vault shows it only on the role.
+func roleToken(t *testing.T, entity string) string {
+	t.Helper()
+	if _, err := vaultsetup.EnsureEntity(context.Background(), env.Admin(), entity); err != nil {
+		t.Fatal(err)
+	}
+	s, err := env.Admin().Auth().Token().CreateWithRole(&vaultapi.TokenCreateRequest{
+		Policies: []string{vaultsetup.BundlePolicyPrefix + sbx}, TTL: "1h", EntityAlias: entity}, vaultsetup.CallerRole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Auth.ClientToken
 }
 
 // Threat: two credentials in one request, so that a proxy, the policy and

@@ -121,12 +121,15 @@ func MintCallerToken(ctx context.Context, admin *vaultapi.Client, spec CallerSpe
 		ttl = time.Hour
 	}
 	secret, err := admin.Auth().Token().CreateWithRoleWithContext(ctx, &vaultapi.TokenCreateRequest{
-		Policies:    policies,
-		TTL:         ttl.String(),
-		NumUses:     spec.NumUses,
-		EntityAlias: spec.Entity,
-		DisplayName: spec.Entity,
-		Metadata:    spec.Metadata,
+		Policies: policies,
+		TTL:      ttl.String(),
+		// On the token itself (the role's max is shown only on the role): the
+		// gateway then needs no extra read, and renewals cannot outlive ttl.
+		ExplicitMaxTTL: ttl.String(),
+		NumUses:        spec.NumUses,
+		EntityAlias:    spec.Entity,
+		DisplayName:    spec.Entity,
+		Metadata:       spec.Metadata,
 	}, CallerRole)
 	if err != nil {
 		return "", fmt.Errorf("vault setup: mint caller token for %q: %w", spec.Entity, err)
