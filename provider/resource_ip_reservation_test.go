@@ -1,9 +1,11 @@
 package provider
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
@@ -330,8 +334,24 @@ resource "sas_ip_reservation" "prod" {
 			ExpectError: wrapped(`Denied by Policy Bundle fedramp_sbx_default.*with sas_ip_reservation.prod,.*network = "10.30.0.0/24".*"10.30.0.0/24" is neither one of them nor inside one.*Rule: network_not_allowed.*Controls: AC-3, SC-7.*Decision: `),
 		}},
 	})
-	if n := len(sim.Hosts()); n != 0 {
-		t.Fatalf("a denied plan left %d hosts", n)
+	// The denial came from the gateway's policy at plan time: the trail holds
+	// the dry run's deny, and nothing was submitted.
+	recs, _, err := gw.Gateway.AuditChain().Query(context.Background(), audit.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dryRunDenials, mutations := 0, 0
+	for _, r := range recs {
+		if r.Kind == api.KindIPReservation && r.Outcome == "dry-run" && r.Decision == audit.DecisionDeny &&
+			slices.Contains(r.ControlIDs, "SC-7") && r.Bundle == "fedramp_sbx_default" {
+			dryRunDenials++
+		}
+		if r.Kind == api.KindIPReservation && r.Outcome != "dry-run" {
+			mutations++
+		}
+	}
+	if dryRunDenials == 0 || mutations != 0 || len(sim.Hosts()) != 0 {
+		t.Fatalf("audit trail: %d dry-run denials (want ≥ 1), %d mutation records and %d hosts (want 0): %+v", dryRunDenials, mutations, len(sim.Hosts()), recs)
 	}
 }
 

@@ -176,3 +176,32 @@ func TestConcurrentReservationsGetDistinctAddresses(t *testing.T) {
 		seen[ip] = true
 	}
 }
+
+// A kind the policy allows but this gateway cannot execute yet is answered
+// 501 after schema and policy: no operation is stored (nothing would ever
+// run it), the request is audited, and a denial stays a denial.
+func TestAllowedKindWithoutExecutorIs501(t *testing.T) {
+	gw := env.StartGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "early-adopter", Bundles: []string{sbx}})
+	for kind, body := range map[string]string{
+		api.KindCalmApp:   `{"name":"app-1","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
+		api.KindModuleRun: `{"module":"dns/cname-record","version":"1.2.0","variables":{"name":"www"}}`,
+	} {
+		a := do(t, gw, call{method: "POST", path: "/v1/" + api.KindPaths[kind], token: tok, bundle: sbx, env: "sbx", body: body, idempotencyKey: kind})
+		if a.status != http.StatusNotImplemented || a.problem.Type != api.ProblemNotImplemented || !strings.Contains(a.problem.Detail, kind) {
+			t.Fatalf("%s: %d %s", kind, a.status, a.body)
+		}
+		recs := auditOf(t, gw, a.problem.RequestID)
+		if len(recs) != 1 || recs[0].Decision != audit.DecisionAllow || recs[0].StatusCode != 501 || recs[0].Kind != kind {
+			t.Fatalf("%s audit %+v", kind, recs)
+		}
+	}
+	denied := do(t, gw, call{method: "POST", path: "/v1/calm-apps", token: tok, bundle: sbx, env: "sbx",
+		body: `{"name":"app-2","blueprint":"linux-vm-prod","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`})
+	if denied.status != http.StatusForbidden || denied.problem.Type != api.ProblemPolicyDenied {
+		t.Fatalf("denied calm app: %d %s", denied.status, denied.body)
+	}
+	if n := operationCount(t, gw); n != 0 {
+		t.Fatalf("%d operations stored for kinds nothing executes", n)
+	}
+}

@@ -1,7 +1,9 @@
 package policy
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,5 +81,47 @@ func TestSymlinkedBundleDirectory(t *testing.T) {
 	if allow, rev := evalSbx(t, e); !allow || rev != "2025.06.1" {
 		info, _ := e.Bundle("fedramp_sbx_default")
 		t.Fatalf("symlinked bundle: allow=%v revision=%q error=%q", allow, rev, info.Error)
+	}
+}
+
+// policySource is the one Rego source every example bundle ships; only the
+// bundles' data (and their Rego tests, which test that data) differ.
+const policySource = "../../examples/policy/policy.rego"
+
+var updatePolicies = flag.Bool("update-policies", false, "copy "+policySource+" into every example bundle (make docs)")
+
+// TestBundlesShareOnePolicySource fails when a bundle's policy.rego is not
+// byte for byte the shared source: a fix made in one copy must reach all.
+func TestBundlesShareOnePolicySource(t *testing.T) {
+	src, err := os.ReadFile(policySource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(examplesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundles := 0
+	for _, ent := range entries {
+		if !ent.IsDir() {
+			continue
+		}
+		bundles++
+		path := filepath.Join(examplesDir, ent.Name(), "policy.rego")
+		if *updatePolicies {
+			if err := os.WriteFile(path, src, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, src) {
+			t.Errorf("%s differs from %s; edit the source and run `make docs`", path, policySource)
+		}
+	}
+	if bundles == 0 {
+		t.Fatal("no example bundles")
 	}
 }

@@ -1,3 +1,7 @@
+# The one source of every example bundle's policy.rego: edit it here, then
+# `make docs` copies it into examples/bundles/*/ (a test fails on drift).
+# Bundles differ only in data.json (and the Rego tests of that data).
+
 # METADATA
 # title: sas provisioning policy
 # description: |

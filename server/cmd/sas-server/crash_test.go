@@ -99,13 +99,21 @@ func TestCrashWhileOperationsInFlight(t *testing.T) {
 		}
 		ops = append(ops, op.ID)
 	}
-	time.Sleep(2500 * time.Millisecond) // some done, some mid-call to the grid
+	// Kill once some hosts exist and others do not: mid-flight, proven below.
+	for wait := time.Now().Add(60 * time.Second); len(sim.Hosts()) < n/4; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(wait) {
+			t.Fatalf("only %d hosts after 60s\n%s", len(sim.Hosts()), gw.stderr)
+		}
+	}
 	if err := gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-gw.exited
 	inFlight := 0
 	hostsAtKill := len(sim.Hosts())
+	if hostsAtKill <= 0 || hostsAtKill >= n {
+		t.Fatalf("the kill came with %d of %d hosts made: not mid-flight, the test proves nothing", hostsAtKill, n)
+	}
 	t.Logf("killed with %d of %d hosts created", hostsAtKill, n)
 
 	// Restart on the same data dir; retry every create with its key, as a client would.

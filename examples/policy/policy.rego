@@ -1,0 +1,351 @@
+# The one source of every example bundle's policy.rego: edit it here, then
+# `make docs` copies it into examples/bundles/*/ (a test fails on drift).
+# Bundles differ only in data.json (and the Rego tests of that data).
+
+# METADATA
+# title: sas provisioning policy
+# description: |
+#   Decides whether a provisioning request (IP reservation, Calm app, module
+#   run) may proceed under this bundle. The rules are generic: everything the
+#   bundle allows — environments, actions, networks, DNS zones, blueprints,
+#   modules, size limits, change tickets — is declared in data.json
+#   (data.sas.bundle). The gateway reads data.sas.policy.allow and
+#   data.sas.policy.violations; allow is true only when no rule reports a
+#   violation.
+package sas.policy
+
+spec := data.sas.bundle
+
+# --- input, normalised so that missing fields never make a rule silently undefined
+
+bundle_name := object.get(input, "bundle", "")
+
+environment := object.get(input, "environment", "")
+
+kind := object.get(input, "kind", "")
+
+action := object.get(input, "action", "")
+
+caller := object.get(input, "caller", {})
+
+request := input.request if {
+	is_object(input.request)
+} else := {}
+
+mutating_actions := {"create", "update", "delete"}
+
+# --- the decision
+
+default allow := false
+
+allow if count(violations) == 0
+
+# --- helpers
+#
+# Rules specific to one kind or action test input.kind / input.action
+# directly (not the normalised kind/action below) so that OPA's rule index
+# skips them for other requests.
+
+# fmt_list renders ["a", "b"] as "[a, b]".
+fmt_list(xs) := sprintf("[%s]", [concat(", ", xs)])
+
+field(path) := object.get(request, split(path, "/"), null)
+
+present(path) if {
+	v := field(path)
+	v != null
+	v != ""
+}
+
+# Fields a create must carry; the gateway's schema checks them too, the
+# policy does not rely on it (a missing field must not skip a rule).
+required_fields := {
+	"ip_reservation": ["network", "hostname", "dns_zone"],
+	"calm_app": ["name", "blueprint", "network", "size/vcpus", "size/memory_gib", "size/disk_gib"],
+	"module_run": ["module"],
+}
+
+environment_allowed if environment in spec.environments
+
+allowed_actions := object.get(object.get(spec.actions, environment, {}), kind, [])
+
+# Networks usable in the requested environment.
+env_networks[name] := n if {
+	some name, n in spec.networks
+	environment in n.environments
+}
+
+env_zones contains zone if {
+	some zone, z in spec.dns_zones
+	environment in z.environments
+}
+
+# A network may be named ("sbx-app") or given as a CIDR equal to or inside a
+# declared network ("10.10.0.0/24", "10.10.0.128/25").
+network_matches(requested, name, _) if requested == name
+
+network_matches(requested, _, n) if requested == n.cidr
+
+network_matches(requested, _, n) if {
+	net.cidr_is_valid(requested)
+	net.cidr_contains(n.cidr, requested)
+}
+
+# The declared networks the request names or falls inside, in any environment.
+requested_networks contains name if {
+	is_string(request.network)
+	some name, n in spec.networks
+	network_matches(request.network, name, n)
+}
+
+described_networks(networks) := sort([sprintf("%s (%s)", [name, n.cidr]) | some name, n in networks])
+
+ticket := object.get(request, "change_ticket", "")
+
+dns_label_pattern := `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`
+
+# --- who and where
+
+violations contains {
+	"rule": "environment_not_allowed",
+	"message": sprintf("bundle %s allows environments %s; %q is not one of them", [bundle_name, fmt_list(spec.environments), environment]),
+	"path": "",
+	"control_ids": ["AC-3", "AC-6"],
+} if {
+	not environment_allowed
+}
+
+violations contains {
+	"rule": "caller_not_bound",
+	"message": sprintf("caller %q is not bound to bundle %s: its Vault token needs policy sas-bundle-%s", [object.get(caller, "owner", ""), bundle_name, bundle_name]),
+	"path": "",
+	"control_ids": ["AC-2", "AC-3"],
+} if {
+	not bundle_name in object.get(caller, "bundles", [])
+}
+
+violations contains {
+	"rule": "action_not_allowed",
+	"message": sprintf("bundle %s allows %s actions %s in %s; %q is not one of them", [bundle_name, kind, fmt_list(allowed_actions), environment, action]),
+	"path": "",
+	"control_ids": ["AC-3", "AC-6", "CM-5"],
+} if {
+	environment_allowed
+	not action in allowed_actions
+}
+
+# --- change control
+
+violations contains {
+	"rule": "change_ticket_required",
+	"message": sprintf("bundle %s requires a change ticket (change_ticket, matching %s) to %s a %s in %s", [bundle_name, spec.change_ticket_pattern, action, kind, environment]),
+	"path": "/change_ticket",
+	"control_ids": ["CM-3", "CM-5"],
+} if {
+	spec.requires_change_ticket
+	action in mutating_actions
+	ticket == ""
+}
+
+violations contains {
+	"rule": "change_ticket_invalid",
+	"message": sprintf("bundle %s expects change tickets matching %s; %q does not", [bundle_name, spec.change_ticket_pattern, ticket]),
+	"path": "/change_ticket",
+	"control_ids": ["CM-3"],
+} if {
+	ticket != ""
+	spec.change_ticket_pattern != ""
+	not regex.match(spec.change_ticket_pattern, ticket)
+}
+
+# --- request shape
+
+violations contains {
+	"rule": "field_required",
+	"message": sprintf("bundle %s needs %s to %s a %s", [bundle_name, path, action, kind]),
+	"path": concat("", ["/", path]),
+	"control_ids": ["SI-10"],
+} if {
+	input.action == "create"
+	some path in object.get(required_fields, kind, [])
+	not present(path)
+}
+
+# --- networks (IP reservations and Calm apps)
+
+violations contains {
+	"rule": "network_not_allowed",
+	"message": sprintf("bundle %s allows networks %s in %s; %q is neither one of them nor inside one", [bundle_name, fmt_list(described_networks(env_networks)), environment, request.network]),
+	"path": "/network",
+	"control_ids": ["AC-3", "SC-7"],
+} if {
+	environment_allowed
+	is_string(request.network)
+	request.network != ""
+	count(requested_networks) == 0
+}
+
+violations contains {
+	"rule": "network_environment_mismatch",
+	"message": sprintf("bundle %s allows network %q only in environments %s, not in %s", [bundle_name, request.network, fmt_list(envs), environment]),
+	"path": "/network",
+	"control_ids": ["AC-3", "SC-7"],
+} if {
+	environment_allowed
+	count(requested_networks) > 0
+	count(requested_networks & object.keys(env_networks)) == 0
+	envs := sort({e | some name in requested_networks; some e in spec.networks[name].environments})
+}
+
+# --- DNS (IP reservations)
+
+violations contains {
+	"rule": "hostname_invalid",
+	"message": sprintf("hostname %q is not a DNS label (lowercase letters, digits and '-', 1-63 characters)", [request.hostname]),
+	"path": "/hostname",
+	"control_ids": ["SI-10"],
+} if {
+	input.kind == "ip_reservation"
+	is_string(request.hostname)
+	request.hostname != ""
+	not regex.match(dns_label_pattern, request.hostname)
+}
+
+violations contains {
+	"rule": "dns_zone_not_allowed",
+	"message": sprintf("bundle %s allows DNS zones %s in %s; %q is not one of them", [bundle_name, fmt_list(sort(env_zones)), environment, request.dns_zone]),
+	"path": "/dns_zone",
+	"control_ids": ["AC-3", "SC-20"],
+} if {
+	input.kind == "ip_reservation"
+	environment_allowed
+	is_string(request.dns_zone)
+	request.dns_zone != ""
+	not trim_suffix(lower(request.dns_zone), ".") in env_zones
+}
+
+violations contains {
+	"rule": "dns_view_not_allowed",
+	"message": sprintf("bundle %s allows DNS views %s; %q is not one of them", [bundle_name, fmt_list(spec.dns_views), request.dns_view]),
+	"path": "/dns_view",
+	"control_ids": ["AC-3", "SC-20"],
+} if {
+	input.kind == "ip_reservation"
+	is_string(request.dns_view)
+	request.dns_view != ""
+	not request.dns_view in spec.dns_views
+}
+
+violations contains {
+	"rule": "too_many_aliases",
+	"message": sprintf("bundle %s allows at most %d aliases; the request has %d", [bundle_name, spec.limits.max_aliases, count(request.aliases)]),
+	"path": "/aliases",
+	"control_ids": ["CM-6"],
+} if {
+	input.kind == "ip_reservation"
+	is_array(request.aliases)
+	count(request.aliases) > spec.limits.max_aliases
+}
+
+violations contains {
+	"rule": "alias_not_allowed",
+	"message": sprintf("alias %q must be a name in one of the DNS zones %s that bundle %s allows in %s", [alias, fmt_list(sort(env_zones)), bundle_name, environment]),
+	"path": sprintf("/aliases/%d", [i]),
+	"control_ids": ["AC-3", "SC-20"],
+} if {
+	input.kind == "ip_reservation"
+	environment_allowed
+	is_array(request.aliases)
+	some i, alias in request.aliases
+	not alias_in_zone(alias)
+}
+
+alias_in_zone(alias) if {
+	is_string(alias)
+	name := trim_suffix(lower(alias), ".")
+	some zone in env_zones
+	endswith(name, concat("", [".", zone]))
+	labels := split(trim_suffix(name, concat("", [".", zone])), ".")
+	every label in labels {
+		regex.match(dns_label_pattern, label)
+	}
+}
+
+# --- Calm apps
+
+violations contains {
+	"rule": "blueprint_not_allowed",
+	"message": sprintf("bundle %s allows %s-level blueprints %s; %q is not one of them", [bundle_name, concat("/", spec.blueprint_levels), fmt_list(sort(object.keys(spec.blueprints))), request.blueprint]),
+	"path": "/blueprint",
+	"control_ids": ["AC-3", "AC-6", "CM-7"],
+} if {
+	input.kind == "calm_app"
+	is_string(request.blueprint)
+	request.blueprint != ""
+	not allowed_blueprint(request.blueprint)
+}
+
+allowed_blueprint(name) if spec.blueprints[name].level in spec.blueprint_levels
+
+size_limits := [
+	{"field": "vcpus", "limit": "max_vcpus", "unit": "vCPUs"},
+	{"field": "memory_gib", "limit": "max_memory_gib", "unit": "GiB of memory"},
+	{"field": "disk_gib", "limit": "max_disk_gib", "unit": "GiB of disk"},
+]
+
+violations contains {
+	"rule": "size_exceeds_limit",
+	"message": sprintf("bundle %s allows at most %d %s; the request asks for %v", [bundle_name, max, l.unit, requested]),
+	"path": concat("", ["/size/", l.field]),
+	"control_ids": ["AC-6", "SC-6"],
+} if {
+	input.kind == "calm_app"
+	some l in size_limits
+	requested := object.get(request, ["size", l.field], 0)
+	max := spec.limits[l.limit]
+	not within(requested, max)
+}
+
+within(n, max) if {
+	is_number(n)
+	n <= max
+}
+
+# --- module runs
+
+violations contains {
+	"rule": "module_not_allowed",
+	"message": sprintf("bundle %s allows modules %s; %q is not one of them", [bundle_name, fmt_list(sort(object.keys(spec.modules))), request.module]),
+	"path": "/module",
+	"control_ids": ["AC-3", "CM-7"],
+} if {
+	input.kind == "module_run"
+	is_string(request.module)
+	request.module != ""
+	not spec.modules[request.module]
+}
+
+violations contains {
+	"rule": "module_version_not_allowed",
+	"message": sprintf("bundle %s allows module %s at versions %s; %q is not one of them", [bundle_name, request.module, fmt_list(spec.modules[request.module].versions), request.version]),
+	"path": "/version",
+	"control_ids": ["CM-2", "CM-7"],
+} if {
+	input.kind == "module_run"
+	is_string(request.version)
+	request.version != ""
+	not request.version in spec.modules[request.module].versions
+}
+
+violations contains {
+	"rule": "module_version_required",
+	"message": sprintf("bundle %s requires a pinned module version (one of %s) in %s", [bundle_name, fmt_list(spec.modules[request.module].versions), environment]),
+	"path": "/version",
+	"control_ids": ["CM-2"],
+} if {
+	input.kind == "module_run"
+	action in {"create", "update"}
+	spec.require_module_version
+	spec.modules[request.module]
+	object.get(request, "version", "") == ""
+}
