@@ -2,14 +2,15 @@ package server
 
 import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
-	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/ipreservation"
 )
 
 // executors are the downstream adapters, by kind (boundary ④). Each reaches
 // its system only with credentials its operation's sub-token unlocked.
-func (g *Gateway) executors() map[string]orchestrator.Executor {
-	return map[string]orchestrator.Executor{
-		api.KindIPReservation: &orchestrator.IPReservationExecutor{NetworkCIDR: g.networkCIDR},
+func (g *Gateway) executors() map[string]executor.Executor {
+	return map[string]executor.Executor{
+		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: g.networkCIDR},
 	}
 }
 

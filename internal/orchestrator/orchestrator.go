@@ -31,57 +31,11 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
-
-// Executor carries out operations of one kind against its downstream system.
-type Executor interface {
-	// Execute performs the operation. Errors are transient (retried with
-	// backoff) unless wrapped by Permanent.
-	Execute(ctx context.Context, job Job) (Result, error)
-	// Compensate releases whatever a permanently failed operation allocated.
-	Compensate(ctx context.Context, job Job) error
-}
-
-// Job is one attempt at an operation.
-type Job struct {
-	Operation operations.Work
-	Attempt   int
-	// SubTokenAccessor identifies this attempt's sub-token (not a secret).
-	SubTokenAccessor string
-	// Credentials reads a downstream system's login with this attempt's
-	// sub-token (the only identity that may).
-	Credentials func(ctx context.Context, system string) (vault.Credentials, error)
-	// Resource is the existing resource for update and delete.
-	Resource *operations.Resource
-}
-
-// Result is what a successful operation leaves behind.
-type Result struct {
-	ResourceID string
-	Attributes map[string]any // stored on the resource and returned as the operation's result
-	Deleted    bool
-}
-
-// PermanentError will not succeed on retry; the operation fails with it.
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent marks err as not worth retrying.
-func Permanent(err error) error { return &PermanentError{Err: err} }
-
-// RetryAfterError asks for the next attempt no sooner than After.
-type RetryAfterError struct {
-	Err   error
-	After time.Duration
-}
-
-func (e *RetryAfterError) Error() string { return e.Err.Error() }
-func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // Config configures an Orchestrator.
 type Config struct {
@@ -89,7 +43,7 @@ type Config struct {
 	Book      *operations.Book
 	Vault     *vault.Session
 	Audit     *audit.AuditChain
-	Executors map[string]Executor // by kind
+	Executors map[string]executor.Executor // by kind
 	// WorkersPerKind bounds concurrent operations of each kind (default 8).
 	WorkersPerKind int
 	// OperationTimeout bounds one attempt and the sub-token's lifetime (default 2m).
@@ -306,7 +260,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 	}
 	exec, ok := o.cfg.Executors[w.Kind]
 	if !ok {
-		return o.fail(ctx, w, nil, Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
+		return o.fail(ctx, w, nil, executor.Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
 	}
 	if w.SubTokenAccessor != "" { // a previous attempt died holding one
 		if err := o.revoke(ctx, w, w.SubTokenAccessor, "sub-token of an abandoned attempt revoked"); err != nil {
@@ -321,15 +275,15 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		r, err := book.GetResource(ctx, w.Kind, w.TargetID, w.OwnerEntityID)
 		if errors.Is(err, operations.ErrResourceNotFound) {
 			if w.Action == api.ActionDelete { // already gone: deleting it is done
-				return o.succeed(ctx, w, func() {}, Result{ResourceID: w.TargetID, Deleted: true})
+				return o.succeed(ctx, w, func() {}, executor.Result{ResourceID: w.TargetID, Deleted: true})
 			}
-			return o.fail(ctx, w, nil, Job{}, func() {}, Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
+			return o.fail(ctx, w, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
 		}
 		if err != nil {
 			return err
 		}
 		if r.Bundle != w.Bundle || r.Environment != w.Environment {
-			return o.fail(ctx, w, nil, Job{}, func() {}, Permanent(fmt.Errorf("%s %s belongs to bundle %s in environment %s, not %s in %s; refused",
+			return o.fail(ctx, w, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s belongs to bundle %s in environment %s, not %s in %s; refused",
 				w.Kind, w.TargetID, r.Bundle, r.Environment, w.Bundle, w.Environment)))
 		}
 		target = &r
@@ -340,7 +294,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		return err
 	}
 	if err != nil {
-		return o.retry(ctx, w, Job{Operation: w, Attempt: attempt, Credentials: noCredentials}, maxAttempts, err, func() {})
+		return o.retry(ctx, w, executor.Job{Operation: w, Attempt: attempt, Credentials: noCredentials}, maxAttempts, err, func() {})
 	}
 	// release revokes the sub-token; it runs before the operation is marked
 	// terminal (so "done" implies "no live credential"), and on every
@@ -362,14 +316,13 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		return err // fail closed: no unaudited downstream call
 	}
 
-	j := Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
+	j := executor.Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 		return o.cfg.Vault.ReadCredentials(ctx, sub, system)
 	}}
 	j.Resource = target
 	res, err := exec.Execute(ctx, j)
 	if err != nil {
-		var perm *PermanentError
-		if errors.As(err, &perm) {
+		if executor.IsPermanent(err) {
 			return o.fail(ctx, w, exec, j, release, err)
 		}
 		return o.retry(ctx, w, j, maxAttempts, err, release)
@@ -377,7 +330,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 	return o.succeed(ctx, w, release, res)
 }
 
-func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release func(), res Result) error {
+func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release func(), res executor.Result) error {
 	book := o.cfg.Book
 	if res.Deleted {
 		if err := book.DeleteResource(ctx, res.ResourceID); err != nil {
@@ -419,7 +372,7 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 }
 
 // fail compensates, then ends the operation with the downstream message.
-func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec Executor, j Job, release func(), cause error) error {
+func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec executor.Executor, j executor.Job, release func(), cause error) error {
 	if exec != nil {
 		if err := exec.Compensate(ctx, j); err != nil {
 			// Leave it running: River retries, and compensation runs again.
@@ -437,7 +390,7 @@ func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec Executo
 
 // retry records a transient failure and asks River to try again, or fails
 // the operation once attempts are exhausted.
-func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j Job, maxAttempts int, cause error, release func()) error {
+func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.Job, maxAttempts int, cause error, release func()) error {
 	attempt := j.Attempt
 	if attempt >= maxAttempts {
 		// Compensation needs this attempt's credentials; without a sub-token
@@ -447,7 +400,7 @@ func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j Job, maxA
 	}
 	_ = o.cfg.Book.RetryLater(ctx, w.ID, cause)
 	o.cfg.Logger.Warn("operation attempt failed; retrying", "operation_id", w.ID, "attempt", attempt, "error", cause)
-	var ra *RetryAfterError
+	var ra *executor.RetryAfterError
 	if errors.As(cause, &ra) && ra.After > 0 {
 		return river.JobSnooze(ra.After)
 	}
@@ -603,12 +556,6 @@ func noCredentials(context.Context, string) (vault.Credentials, error) {
 	return vault.Credentials{}, errors.New("no sub-token: Vault could not mint one")
 }
 
-// Reader is an Executor that can also read a resource back from its
-// downstream system, reporting drift (changes made outside sas).
-type Reader interface {
-	Read(ctx context.Context, j Job) (attributes map[string]any, drift []api.Drift, gone bool, err error)
-}
-
 // ErrGone means the resource no longer exists downstream; sas forgets it.
 var ErrGone = errors.New("resource no longer exists downstream")
 
@@ -616,9 +563,9 @@ var ErrGone = errors.New("resource no longer exists downstream")
 // own (minted, audited and revoked like an operation's). A resource deleted
 // outside sas is forgotten and ErrGone returned, so the next plan re-creates it.
 func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, requestID string) (map[string]any, []api.Drift, error) {
-	reader, ok := o.cfg.Executors[res.Kind].(Reader)
+	reader, ok := o.cfg.Executors[res.Kind]
 	if !ok {
-		return res.Attributes, nil, nil
+		return nil, nil, fmt.Errorf("no executor for kind %s", res.Kind)
 	}
 	w := operations.Work{Operation: api.Operation{ID: res.OperationID, Kind: res.Kind, Action: api.ActionRead, Owner: res.Owner,
 		Bundle: res.Bundle, Environment: res.Environment, RequestID: requestID}, OwnerEntityID: res.OwnerEntityID}
@@ -636,7 +583,7 @@ func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, reques
 	if err := o.record(ctx, w, sub.Accessor, "read sub-token minted"); err != nil {
 		return nil, nil, err
 	}
-	attrs, drift, gone, err := reader.Read(ctx, Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res,
+	attrs, drift, gone, err := reader.Read(ctx, executor.Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res,
 		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
 		}})

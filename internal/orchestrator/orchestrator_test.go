@@ -10,6 +10,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
@@ -34,22 +35,29 @@ type scriptedExecutor struct {
 	sawPassword string
 }
 
-func (e *scriptedExecutor) Execute(ctx context.Context, j orchestrator.Job) (orchestrator.Result, error) {
+func (e *scriptedExecutor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {
 	creds, err := j.Credentials(ctx, "infoblox")
 	if err != nil {
-		return orchestrator.Result{}, orchestrator.Permanent(err)
+		return executor.Result{}, executor.Permanent(err)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.sawPassword = creds.Password
 	e.accessors = append(e.accessors, j.SubTokenAccessor)
 	if j.Attempt-1 < len(e.outcomes) && e.outcomes[j.Attempt-1] != nil {
-		return orchestrator.Result{}, e.outcomes[j.Attempt-1]
+		return executor.Result{}, e.outcomes[j.Attempt-1]
 	}
-	return orchestrator.Result{ResourceID: "res-" + j.Operation.ID, Attributes: map[string]any{"ip_address": "10.10.0.9"}}, nil
+	return executor.Result{ResourceID: "res-" + j.Operation.ID, Attributes: map[string]any{"ip_address": "10.10.0.9"}}, nil
 }
 
-func (e *scriptedExecutor) Compensate(ctx context.Context, j orchestrator.Job) error {
+// Read reports the resource as sas recorded it: no drift.
+func (e *scriptedExecutor) Read(ctx context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
+	return j.Resource.Attributes, nil, false, nil
+}
+
+var _ executor.Executor = (*scriptedExecutor)(nil)
+
+func (e *scriptedExecutor) Compensate(ctx context.Context, j executor.Job) error {
 	e.mu.Lock()
 	e.compensated++
 	e.mu.Unlock()
@@ -64,7 +72,7 @@ type rig struct {
 	orch  *orchestrator.Orchestrator
 }
 
-func newRig(t *testing.T, driver string, exec orchestrator.Executor) *rig {
+func newRig(t *testing.T, driver string, exec executor.Executor) *rig {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := env.Admin().KVv2(vaultsetup.KVMount).Put(ctx, "sbx/infoblox", map[string]any{"username": "admin", "password": "infoblox-pw", "url": "http://127.0.0.1:1/wapi/v2.12"}); err != nil {
@@ -89,7 +97,7 @@ func newRig(t *testing.T, driver string, exec orchestrator.Executor) *rig {
 	}
 	book := operations.NewBook(st)
 	orch, err := orchestrator.New(ctx, orchestrator.Config{Store: st, Book: book, Vault: sess, Audit: chain,
-		Executors: map[string]orchestrator.Executor{api.KindIPReservation: exec}, MaxAttempts: 4, PollInterval: 50 * time.Millisecond})
+		Executors: map[string]executor.Executor{api.KindIPReservation: exec}, MaxAttempts: 4, PollInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +205,7 @@ func TestTransientFailuresRetryThenSucceed(t *testing.T) {
 }
 
 func TestPermanentFailureCompensatesAndKeepsTheMessage(t *testing.T) {
-	exec := &scriptedExecutor{outcomes: []error{orchestrator.Permanent(errors.New("Client.Ibap.Data.Conflict: host web-01 exists"))}}
+	exec := &scriptedExecutor{outcomes: []error{executor.Permanent(errors.New("Client.Ibap.Data.Conflict: host web-01 exists"))}}
 	r := newRig(t, store.DriverSQLite, exec)
 	op := r.wait(t, r.submit(t, "k2").ID)
 	if op.State != api.OperationFailed || !strings.Contains(op.Error, "Client.Ibap.Data.Conflict") || op.Attempts != 1 {

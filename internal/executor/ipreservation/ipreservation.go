@@ -1,4 +1,7 @@
-package orchestrator
+// Package ipreservation is the executor of the ip_reservation kind: an
+// Infoblox host record (address and DNS in one atomic call), tagged with who
+// and what made it.
+package ipreservation
 
 import (
 	"context"
@@ -8,31 +11,33 @@ import (
 	"strings"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 )
 
-// IPReservationExecutor provisions IP reservations as Infoblox host records
-// (address and DNS in one atomic call), tagged with who and what made them.
-type IPReservationExecutor struct {
+var _ executor.Executor = (*Executor)(nil)
+
+// Executor provisions IP reservations as Infoblox host records.
+type Executor struct {
 	// NetworkCIDR resolves a network name the bundle declares to its CIDR.
 	NetworkCIDR func(bundle, name string) (string, bool)
 }
 
-func (e *IPReservationExecutor) client(ctx context.Context, j Job) (*infoblox.Client, error) {
+func (e *Executor) client(ctx context.Context, j executor.Job) (*infoblox.Client, error) {
 	creds, err := j.Credentials(ctx, "infoblox")
 	if err != nil {
 		return nil, err
 	}
 	if creds.URL == "" {
-		return nil, Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
+		return nil, executor.Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
 	}
 	return infoblox.New(infoblox.Config{URL: creds.URL, Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
 }
 
-func (e *IPReservationExecutor) Execute(ctx context.Context, j Job) (Result, error) {
+func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {
 	c, err := e.client(ctx, j)
 	if err != nil {
-		return Result{}, err
+		return executor.Result{}, err
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	switch j.Operation.Action {
@@ -43,24 +48,24 @@ func (e *IPReservationExecutor) Execute(ctx context.Context, j Job) (Result, err
 	case api.ActionDelete:
 		ref, _ := j.Resource.Attributes["ref"].(string)
 		if err := c.DeleteHost(ctx, ref); err != nil && !infoblox.IsNotFound(err) {
-			return Result{}, classify(err)
+			return executor.Result{}, classify(err)
 		}
-		return Result{ResourceID: j.Resource.ID, Deleted: true}, nil
+		return executor.Result{ResourceID: j.Resource.ID, Deleted: true}, nil
 	}
-	return Result{}, Permanent(fmt.Errorf("ip_reservation cannot %s", j.Operation.Action))
+	return executor.Result{}, executor.Permanent(fmt.Errorf("ip_reservation cannot %s", j.Operation.Action))
 }
 
-func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {
+func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Job) (executor.Result, error) {
 	op := j.Operation
 	var req api.IPReservationRequest
 	if err := json.Unmarshal(op.Request, &req); err != nil {
-		return Result{}, Permanent(fmt.Errorf("operation %s request: %w", op.ID, err))
+		return executor.Result{}, executor.Permanent(fmt.Errorf("operation %s request: %w", op.ID, err))
 	}
 	// An earlier attempt may have created the host and died before
 	// recording it: the request id tag finds it, so a retry never allocates twice.
 	existing, err := c.FindHostsByEA(ctx, infoblox.AttrRequestID, op.RequestID)
 	if err != nil {
-		return Result{}, classify(err)
+		return executor.Result{}, classify(err)
 	}
 	if len(existing) > 0 {
 		return reservationResult(op.ID, existing[0]), nil
@@ -69,11 +74,11 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 	if !strings.Contains(cidr, "/") {
 		var ok bool
 		if cidr, ok = e.NetworkCIDR(op.Bundle, req.Network); !ok {
-			return Result{}, Permanent(fmt.Errorf("bundle %s declares no network %q", op.Bundle, req.Network))
+			return executor.Result{}, executor.Permanent(fmt.Errorf("bundle %s declares no network %q", op.Bundle, req.Network))
 		}
 	}
 	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
-		return Result{}, Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))
+		return executor.Result{}, executor.Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))
 	}
 	fqdn := req.Hostname + "." + req.DNSZone
 	host, err := c.CreateHost(ctx, infoblox.HostSpec{
@@ -85,10 +90,10 @@ func (e *IPReservationExecutor) create(ctx context.Context, c *infoblox.Client, 
 		// The gateway adopts what sas made for this caller before it gets
 		// here; a name still taken was made outside sas (or by a request
 		// sas has no record of). Say whose it is; never take it over.
-		return Result{}, Permanent(takenName(ctx, c, fqdn, req.DNSView, op.Owner, err))
+		return executor.Result{}, executor.Permanent(takenName(ctx, c, fqdn, req.DNSView, op.Owner, err))
 	}
 	if err != nil {
-		return Result{}, classify(err)
+		return executor.Result{}, classify(err)
 	}
 	return reservationResult(op.ID, host), nil
 }
@@ -116,18 +121,18 @@ func takenName(ctx context.Context, c *infoblox.Client, fqdn, view, caller strin
 		"have it removed from Infoblox, or choose another hostname", fqdn, view, h.Ref, h.IPv4(), tags.Bundle, tags.Environment, tags.RequestID)
 }
 
-func (e *IPReservationExecutor) update(ctx context.Context, c *infoblox.Client, j Job) (Result, error) {
+func (e *Executor) update(ctx context.Context, c *infoblox.Client, j executor.Job) (executor.Result, error) {
 	var u api.IPReservationUpdate
 	if err := json.Unmarshal(j.Operation.Request, &u); err != nil {
-		return Result{}, Permanent(fmt.Errorf("operation %s request: %w", j.Operation.ID, err))
+		return executor.Result{}, executor.Permanent(fmt.Errorf("operation %s request: %w", j.Operation.ID, err))
 	}
 	ref, _ := j.Resource.Attributes["ref"].(string)
 	host, err := c.UpdateHost(ctx, ref, infoblox.HostUpdate{MAC: u.MAC, Aliases: u.Aliases, Comment: u.Comment})
 	if infoblox.IsNotFound(err) {
-		return Result{}, Permanent(fmt.Errorf("the host record %s was deleted outside sas; delete and re-create the reservation", ref))
+		return executor.Result{}, executor.Permanent(fmt.Errorf("the host record %s was deleted outside sas; delete and re-create the reservation", ref))
 	}
 	if err != nil {
-		return Result{}, classify(err)
+		return executor.Result{}, classify(err)
 	}
 	res := reservationResult(j.Operation.ID, host)
 	res.ResourceID = j.Resource.ID
@@ -135,7 +140,7 @@ func (e *IPReservationExecutor) update(ctx context.Context, c *infoblox.Client, 
 }
 
 // Compensate deletes whatever host this operation's request created.
-func (e *IPReservationExecutor) Compensate(ctx context.Context, j Job) error {
+func (e *Executor) Compensate(ctx context.Context, j executor.Job) error {
 	if j.Operation.Action != api.ActionCreate {
 		return nil
 	}
@@ -159,7 +164,7 @@ func (e *IPReservationExecutor) Compensate(ctx context.Context, j Job) error {
 }
 
 // Read fetches the host and reports drift against what sas recorded.
-func (e *IPReservationExecutor) Read(ctx context.Context, j Job) (map[string]any, []api.Drift, bool, error) {
+func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
 	c, err := e.client(ctx, j)
 	if err != nil {
 		return nil, nil, false, err
@@ -189,13 +194,13 @@ func (e *IPReservationExecutor) Read(ctx context.Context, j Job) (map[string]any
 	return reservationResult(j.Operation.ID, host).Attributes, drift, false, nil
 }
 
-func reservationResult(opID string, h infoblox.Host) Result {
+func reservationResult(opID string, h infoblox.Host) executor.Result {
 	tags, _ := h.Tags()
 	aliases := h.Aliases
 	if aliases == nil {
 		aliases = []string{}
 	}
-	return Result{
+	return executor.Result{
 		ResourceID: "ipr-" + strings.TrimPrefix(opID, "op-"),
 		Attributes: map[string]any{
 			"ip_address": h.IPv4(), "fqdn": h.Name, "ref": h.Ref, "dns_view": h.View, "network_view": h.NetworkView,
@@ -210,5 +215,5 @@ func classify(err error) error {
 	if infoblox.IsTransient(err) {
 		return err
 	}
-	return Permanent(err)
+	return executor.Permanent(err)
 }

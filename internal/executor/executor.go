@@ -1,0 +1,74 @@
+// Package executor is the contract between the orchestrator and the
+// adapters that reach downstream systems (boundary ④). An adapter lives in
+// a package of its own under internal/executor and implements Executor;
+// the orchestrator mints the sub-token, records and audits every step, and
+// calls the adapter only with credentials that sub-token unlocked.
+package executor
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+)
+
+// Executor carries out operations of one kind against its downstream system.
+type Executor interface {
+	// Execute performs the operation. Errors are transient (retried with
+	// backoff) unless wrapped by Permanent.
+	Execute(ctx context.Context, job Job) (Result, error)
+	// Compensate releases whatever a permanently failed operation allocated.
+	Compensate(ctx context.Context, job Job) error
+	// Read reads an existing resource from its downstream system: its
+	// attributes now, and how they drifted from what sas recorded; gone
+	// when the downstream object no longer exists.
+	Read(ctx context.Context, job Job) (attributes map[string]any, drift []api.Drift, gone bool, err error)
+}
+
+// Job is one attempt at an operation (or one read of a resource).
+type Job struct {
+	Operation operations.Work
+	Attempt   int
+	// SubTokenAccessor identifies this attempt's sub-token (not a secret).
+	SubTokenAccessor string
+	// Credentials reads a downstream system's login with this attempt's
+	// sub-token (the only identity that may).
+	Credentials func(ctx context.Context, system string) (vault.Credentials, error)
+	// Resource is the existing resource for update, delete and read.
+	Resource *operations.Resource
+}
+
+// Result is what a successful operation leaves behind.
+type Result struct {
+	ResourceID string
+	Attributes map[string]any // stored on the resource and returned as the operation's result
+	Deleted    bool
+}
+
+// PermanentError will not succeed on retry; the operation fails with it.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// RetryAfterError asks for the next attempt no sooner than After (a
+// downstream's Retry-After, a rate limit).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
