@@ -114,43 +114,5 @@ func (g *Gateway) getBundle(w http.ResponseWriter, r *http.Request) {
 // catalog derives what may be provisioned here from the bundle's declaration.
 func (g *Gateway) catalog(w http.ResponseWriter, r *http.Request) {
 	bb := bundleFrom(r.Context())
-	writeJSON(w, http.StatusOK, catalogFor(bb.info, bb.environment))
-}
-
-func catalogFor(b policy.BundleInfo, env string) api.Catalog {
-	s := b.Spec
-	c := api.Catalog{Bundle: b.Name, Revision: b.Revision, Environment: env, Actions: map[string][]string{},
-		Networks: []api.CatalogNetwork{}, DNSZones: []string{}, Blueprints: []api.CatalogEntry{}, Modules: []api.CatalogModule{},
-		Limits:               map[string]int{"max_vcpus": s.Limits.MaxVCPUs, "max_memory_gib": s.Limits.MaxMemoryGiB, "max_disk_gib": s.Limits.MaxDiskGiB, "max_aliases": s.Limits.MaxAliases},
-		ChangeTicketRequired: s.RequiresChangeTicket}
-	if !s.AllowsEnvironment(env) {
-		return c // nothing may be provisioned here under this bundle
-	}
-	for _, kind := range api.Kinds {
-		if acts := s.AllowedActions(env, kind); len(acts) > 0 {
-			c.Actions[kind] = acts
-		}
-	}
-	for _, n := range s.NetworksIn(env) {
-		c.Networks = append(c.Networks, api.CatalogNetwork{Name: n, CIDR: s.Networks[n].CIDR, Description: s.Networks[n].Description})
-	}
-	c.DNSZones = append(c.DNSZones, s.ZonesIn(env)...)
-	for _, name := range sortedKeys(s.Blueprints) {
-		bp := s.Blueprints[name]
-		c.Blueprints = append(c.Blueprints, api.CatalogEntry{Name: name, Level: bp.Level, Description: bp.Description})
-	}
-	for _, name := range sortedKeys(s.Modules) {
-		m := s.Modules[name]
-		c.Modules = append(c.Modules, api.CatalogModule{Name: name, Versions: m.Versions, Description: m.Description})
-	}
-	return c
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	writeJSON(w, http.StatusOK, bb.info.Catalog(bb.environment))
 }

@@ -1,17 +1,14 @@
 package server
 
 import (
-	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
-	"github.com/sas-platform/terraform-provider-sas/internal/executor/ipreservation"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/all"
 )
 
 // executors are the downstream adapters, by kind (boundary ④). Each reaches
 // its system only with credentials its operation's sub-token unlocked.
 func (g *Gateway) executors() map[string]executor.Executor {
-	return map[string]executor.Executor{
-		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: g.networkCIDR},
-	}
+	return all.Executors(executor.Env{NetworkCIDR: g.networkCIDR})
 }
 
 // networkCIDR resolves a network name through the bundle that allowed it.

@@ -44,7 +44,7 @@ func openAPI(routes []route) map[string]any {
 		}
 		if rt.request != nil {
 			op["requestBody"] = map[string]any{
-				"required": true,
+				"required": rt.action != api.ActionDelete, // a delete's body (a change ticket) is optional
 				"content":  map[string]any{"application/json": map[string]any{"schema": schemaRef(reflect.TypeOf(rt.request), schemas)}},
 			}
 		}
@@ -101,6 +101,12 @@ func schemaRef(t reflect.Type, schemas map[string]any) map[string]any {
 	switch {
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
+	case t.Kind() == reflect.Struct && api.BodyForType(t) != nil:
+		// A kind's request body: from the kinds table, every constraint included.
+		if _, ok := schemas[t.Name()]; !ok {
+			schemas[t.Name()] = api.BodyForType(t).Schema()
+		}
+		return map[string]any{"$ref": "#/components/schemas/" + t.Name()}
 	case t.Kind() == reflect.Struct:
 		name := t.Name()
 		if _, ok := schemas[name]; !ok {

@@ -41,7 +41,7 @@ func (g *Gateway) evaluate(r *http.Request, kind, action string, target *operati
 		if err != nil {
 			return ev, err
 		}
-		if err := g.checkCatalog(req, prefix); err != nil {
+		if err := g.checkCatalog(kind, action, req, prefix); err != nil {
 			return ev, err
 		}
 		ev.request = req
@@ -91,27 +91,19 @@ func (g *Gateway) evaluate(r *http.Request, kind, action string, target *operati
 	return ev, nil
 }
 
-// checkCatalog refuses blueprint and module names no loaded bundle knows:
-// those are guesses (the AI-hallucination threat), not policy questions.
-func (g *Gateway) checkCatalog(req api.Validator, prefix string) error {
-	known := func(pick func(policy.BundleSpec) []string) []string {
+// checkCatalog refuses catalog names (the kinds table says which fields
+// hold them) that no loaded bundle knows: those are guesses (the
+// AI-hallucination threat), not policy questions.
+func (g *Gateway) checkCatalog(kind, action string, req api.Validator, prefix string) error {
+	for _, ref := range api.CatalogRefs(kind, action, req) {
 		var names []string
 		for _, b := range g.policy.Bundles() {
-			names = append(names, pick(b.Spec)...)
+			names = append(names, b.Spec.CatalogNames(ref.Catalog)...)
 		}
 		slices.Sort(names)
-		return slices.Compact(names)
-	}
-	switch v := req.(type) {
-	case *api.CalmAppRequest:
-		names := known(func(s policy.BundleSpec) []string { return sortedKeys(s.Blueprints) })
-		if !slices.Contains(names, v.Blueprint) {
-			return api.Invalid(prefix+"/blueprint", "%q is not a blueprint in any catalog; known: %s", truncate(v.Blueprint, 64), strings.Join(names, ", "))
-		}
-	case *api.ModuleRunRequest:
-		names := known(func(s policy.BundleSpec) []string { return sortedKeys(s.Modules) })
-		if !slices.Contains(names, v.Module) {
-			return api.Invalid(prefix+"/module", "%q is not a module in any catalog; known: %s", truncate(v.Module, 64), strings.Join(names, ", "))
+		names = slices.Compact(names)
+		if !slices.Contains(names, ref.Value) {
+			return api.Invalid(prefix+ref.Path, "%q is not a %s in any catalog; known: %s", truncate(ref.Value, 64), ref.Field, strings.Join(names, ", "))
 		}
 	}
 	return nil

@@ -41,7 +41,7 @@ func (g *Gateway) routes() []route {
 			methods: []string{http.MethodGet}, path: "/v1/identity", kind: "identity", action: api.ActionRead, response: api.Identity{}, status: 200, handler: g.identity},
 		{name: "listBundles", tag: "policy", summary: "Policy bundles the caller's token is bound to",
 			methods: []string{http.MethodGet}, path: "/v1/bundles", kind: "bundle", action: api.ActionRead, response: []api.BundleSummary{}, status: 200, handler: g.listBundles},
-		{name: "getBundle", tag: "policy", summary: "One bundle's rules: environments, networks, zones, blueprints, modules, limits, revision",
+		{name: "getBundle", tag: "policy", summary: "One bundle's declaration (environments, networks, zones, catalogs, limits) and revision",
 			methods: []string{http.MethodGet}, path: "/v1/bundles/{name}", kind: "bundle", action: api.ActionRead, response: api.BundleDetail{}, status: 200, handler: g.getBundle},
 		{name: "catalog", tag: "policy", summary: "What the caller may provision with this bundle in this environment",
 			methods: []string{http.MethodGet}, path: "/v1/catalog", bundled: true, headers: bundleHeaders, kind: "catalog", action: api.ActionRead, response: api.Catalog{}, status: 200, handler: g.catalog},
@@ -65,7 +65,7 @@ func (g *Gateway) routes() []route {
 				methods: []string{http.MethodGet}, path: p + "/{id}", bundled: true, headers: bundleHeaders, kind: kind, action: api.ActionRead, response: api.Resource{}, status: 200, handler: g.getResource(kind)},
 			route{name: "delete_" + kind, tag: kind, summary: "Delete a " + kind + " (answered with an operation)",
 				methods: []string{http.MethodDelete}, path: p + "/{id}", bundled: true, headers: append(bundleHeaders, api.HeaderIdempotencyKey), kind: kind, action: api.ActionDelete,
-				response: api.Operation{}, status: 202, handler: g.mutate(kind, api.ActionDelete)},
+				request: api.NewRequestBody(kind, api.ActionDelete), response: api.Operation{}, status: 202, handler: g.mutate(kind, api.ActionDelete)},
 		)
 		if body := api.NewRequestBody(kind, api.ActionUpdate); body != nil {
 			rs = append(rs, route{name: "update_" + kind, tag: kind, summary: "Change a " + kind + "'s mutable fields (answered with an operation)",

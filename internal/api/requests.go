@@ -23,15 +23,23 @@ const (
 	KindModuleRun     = "module_run"
 )
 
-// Kinds lists every provisioning kind.
-var Kinds = []string{KindIPReservation, KindCalmApp, KindModuleRun}
+// Kinds lists every provisioning kind (from KindTable).
+var Kinds = func() []string {
+	out := make([]string, len(KindTable))
+	for i, k := range KindTable {
+		out[i] = k.Name
+	}
+	return out
+}()
 
-// KindPaths maps a kind to its collection path under /v1.
-var KindPaths = map[string]string{
-	KindIPReservation: "ip-reservations",
-	KindCalmApp:       "calm-apps",
-	KindModuleRun:     "module-runs",
-}
+// KindPaths maps a kind to its collection path under /v1 (from KindTable).
+var KindPaths = func() map[string]string {
+	out := make(map[string]string, len(KindTable))
+	for _, k := range KindTable {
+		out[k.Name] = k.Path
+	}
+	return out
+}()
 
 // Actions a request performs on a kind.
 const (

@@ -3,7 +3,6 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -37,102 +36,26 @@ func (f fieldErrors) err() error {
 	return &InvalidRequestError{Fields: f}
 }
 
-// Validate checks every field of an IP reservation request.
+// The bodies validate themselves against the kinds table (kinds_table.go).
+
+// Validate checks an IP reservation create; it lowercases hostname and dns_zone.
 func (r *IPReservationRequest) Validate() error {
-	var f fieldErrors
-	checkNetwork(&f, "/network", r.Network)
-	r.Hostname = strings.ToLower(r.Hostname)
-	checkRequired(&f, "/hostname", r.Hostname, reLabel, "a DNS label (lowercase letters, digits and '-', 1–63 characters)")
-	r.DNSZone = strings.TrimSuffix(strings.ToLower(r.DNSZone), ".")
-	checkFQDN(&f, "/dns_zone", r.DNSZone, true)
-	if r.DNSView != "" {
-		checkPattern(&f, "/dns_view", r.DNSView, reName, "a view name")
-	}
-	checkMAC(&f, "/mac", r.MAC)
-	checkAliases(&f, "/aliases", r.Aliases)
-	checkComment(&f, "/comment", r.Comment)
-	checkTicket(&f, "/change_ticket", r.ChangeTicket)
-	if len(r.Hostname)+1+len(r.DNSZone) > 253 {
-		f.add("/hostname", "hostname.dns_zone is longer than 253 characters")
-	}
-	return f.err()
+	return validateBody(KindIPReservation, ActionCreate, r)
 }
 
 // Validate checks an IP reservation update: only mutable fields, at least one.
 func (r *IPReservationUpdate) Validate() error {
-	var f fieldErrors
-	if r.MAC == nil && r.Aliases == nil && r.Comment == nil {
-		f.add("", "nothing to update; send at least one of mac, aliases, comment")
-	}
-	if r.MAC != nil {
-		checkMAC(&f, "/mac", *r.MAC)
-	}
-	if r.Aliases != nil {
-		checkAliases(&f, "/aliases", *r.Aliases)
-	}
-	if r.Comment != nil {
-		checkComment(&f, "/comment", *r.Comment)
-	}
-	checkTicket(&f, "/change_ticket", r.ChangeTicket)
-	return f.err()
+	return validateBody(KindIPReservation, ActionUpdate, r)
 }
 
-// Validate checks a delete's optional change ticket.
-func (r *DeleteRequest) Validate() error {
-	var f fieldErrors
-	checkTicket(&f, "/change_ticket", r.ChangeTicket)
-	return f.err()
-}
+// Validate checks a delete's optional change ticket (every kind's delete body).
+func (r *DeleteRequest) Validate() error { return validateBody(KindIPReservation, ActionDelete, r) }
 
-// Validate checks every field of a Calm app request.
-func (r *CalmAppRequest) Validate() error {
-	var f fieldErrors
-	checkRequired(&f, "/name", r.Name, reLabel, "a lowercase name (letters, digits and '-', 1–63 characters)")
-	checkRequired(&f, "/blueprint", r.Blueprint, reName, "a blueprint name from the catalog")
-	if r.Profile != "" {
-		checkPattern(&f, "/profile", r.Profile, reProfile, "an app profile name")
-	}
-	if r.Project != "" {
-		checkPattern(&f, "/project", r.Project, reName, "a project name")
-	}
-	checkNetwork(&f, "/network", r.Network)
-	checkRange(&f, "/size/vcpus", r.Size.VCPUs, 1, 64)
-	checkRange(&f, "/size/memory_gib", r.Size.MemoryGiB, 1, 1024)
-	checkRange(&f, "/size/disk_gib", r.Size.DiskGiB, 1, 16384)
-	if len(r.Variables) > maxVariables {
-		f.add("/variables", "at most %d variables", maxVariables)
-	}
-	for k, v := range r.Variables {
-		p := "/variables/" + escapePointer(k)
-		if !reVarName.MatchString(k) {
-			f.add(p, "variable names are letters, digits and '_', starting with a letter or '_'")
-		}
-		if len(v) > 1024 || !printable(v) {
-			f.add(p, "values are printable text of at most 1024 characters")
-		}
-	}
-	checkTicket(&f, "/change_ticket", r.ChangeTicket)
-	return f.err()
-}
+// Validate checks a Calm app create.
+func (r *CalmAppRequest) Validate() error { return validateBody(KindCalmApp, ActionCreate, r) }
 
-// Validate checks every field of a module run request.
-func (r *ModuleRunRequest) Validate() error {
-	var f fieldErrors
-	checkRequired(&f, "/module", r.Module, reModule, "a module name from the catalog")
-	if r.Version != "" {
-		checkPattern(&f, "/version", r.Version, reVersion, "a semantic version such as 1.2.3")
-	}
-	if len(r.Variables) > maxVariables {
-		f.add("/variables", "at most %d variables", maxVariables)
-	}
-	for k := range r.Variables {
-		if !reVarName.MatchString(k) {
-			f.add("/variables/"+escapePointer(k), "variable names are letters, digits and '_', starting with a letter or '_'")
-		}
-	}
-	checkTicket(&f, "/change_ticket", r.ChangeTicket)
-	return f.err()
-}
+// Validate checks a module run create.
+func (r *ModuleRunRequest) Validate() error { return validateBody(KindModuleRun, ActionCreate, r) }
 
 // Validate checks a decision request's envelope; the embedded request is
 // checked by DecodeKind.
@@ -161,26 +84,14 @@ func Quote(s string) string { return quote(s) }
 type Validator interface{ Validate() error }
 
 // NewRequestBody returns an empty body for kind and action (nil when the
-// action has no body), for DecodeKind.
+// action has no body), for DecodeKind — from the kinds table.
 func NewRequestBody(kind, action string) Validator {
-	switch action {
-	case ActionCreate:
-		switch kind {
-		case KindIPReservation:
-			return &IPReservationRequest{}
-		case KindCalmApp:
-			return &CalmAppRequest{}
-		case KindModuleRun:
-			return &ModuleRunRequest{}
-		}
-	case ActionUpdate:
-		if kind == KindIPReservation {
-			return &IPReservationUpdate{}
-		}
-	case ActionDelete:
-		if slices.Contains(Kinds, kind) {
-			return &DeleteRequest{}
-		}
+	k, ok := KindByName(kind)
+	if !ok {
+		return nil
+	}
+	if b := k.BodyFor(action); b != nil {
+		return b.New()
 	}
 	return nil
 }
@@ -223,14 +134,6 @@ func prefixed(err error, prefix string) error {
 	return out
 }
 
-func checkRequired(f *fieldErrors, path, v string, re *regexp.Regexp, what string) {
-	if v == "" {
-		f.add(path, "required: %s", what)
-		return
-	}
-	checkPattern(f, path, v, re, what)
-}
-
 func checkPattern(f *fieldErrors, path, v string, re *regexp.Regexp, what string) {
 	if !re.MatchString(v) {
 		f.add(path, "%s is not %s", quote(v), what)
@@ -240,12 +143,6 @@ func checkPattern(f *fieldErrors, path, v string, re *regexp.Regexp, what string
 func checkEnum(f *fieldErrors, path, v string, allowed []string) {
 	if !slices.Contains(allowed, v) {
 		f.add(path, "%s is not one of %s", quote(v), strings.Join(allowed, ", "))
-	}
-}
-
-func checkRange(f *fieldErrors, path string, v, lo, hi int) {
-	if v < lo || v > hi {
-		f.add(path, "%d is outside %d–%d", v, lo, hi)
 	}
 }
 
@@ -298,43 +195,6 @@ func checkFQDN(f *fieldErrors, path, v string, required bool) {
 			f.add(path, "%s is not a valid DNS name (label %s)", quote(v), quote(l))
 			return
 		}
-	}
-}
-
-func checkMAC(f *fieldErrors, path, v string) {
-	if v == "" {
-		return
-	}
-	hw, err := net.ParseMAC(v)
-	if err != nil || len(hw) != 6 {
-		f.add(path, "%s is not a MAC address such as 00:50:56:aa:bb:cc", quote(v))
-	}
-}
-
-func checkAliases(f *fieldErrors, path string, aliases []string) {
-	if len(aliases) > 20 {
-		f.add(path, "at most 20 aliases")
-	}
-	seen := map[string]bool{}
-	for i, a := range aliases {
-		p := fmt.Sprintf("%s/%d", path, i)
-		checkFQDN(f, p, strings.ToLower(a), true)
-		if seen[strings.ToLower(a)] {
-			f.add(p, "duplicate alias")
-		}
-		seen[strings.ToLower(a)] = true
-	}
-}
-
-func checkComment(f *fieldErrors, path, v string) {
-	if len(v) > 256 || !printable(v) {
-		f.add(path, "comments are printable text of at most 256 characters")
-	}
-}
-
-func checkTicket(f *fieldErrors, path, v string) {
-	if v != "" && !reTicket.MatchString(v) {
-		f.add(path, "%s is not a change ticket id such as CHG0012345", quote(v))
 	}
 }
 

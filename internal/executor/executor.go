@@ -28,6 +28,12 @@ type Executor interface {
 	Read(ctx context.Context, job Job) (attributes map[string]any, drift []api.Drift, gone bool, err error)
 }
 
+// Env is what the gateway lends executors: lookups into the loaded bundles.
+type Env struct {
+	// NetworkCIDR resolves a network name a bundle declares to its CIDR.
+	NetworkCIDR func(bundle, name string) (string, bool)
+}
+
 // Job is one attempt at an operation (or one read of a resource).
 type Job struct {
 	Operation operations.Work

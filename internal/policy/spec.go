@@ -327,3 +327,52 @@ func parseViolations(bundle string, v any) ([]api.Violation, error) {
 	}
 	return out, nil
 }
+
+// CatalogNames lists the names of one of the bundle's catalogs
+// (api.CatalogBlueprints, api.CatalogModules), sorted.
+func (s BundleSpec) CatalogNames(catalog string) []string {
+	var names []string
+	switch catalog {
+	case api.CatalogBlueprints:
+		for n := range s.Blueprints {
+			names = append(names, n)
+		}
+	case api.CatalogModules:
+		for n := range s.Modules {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Catalog is what may be provisioned under the bundle in env: actions per
+// kind, networks, zones, blueprints, modules and limits, as GET /v1/catalog shows it.
+func (b BundleInfo) Catalog(env string) api.Catalog {
+	s := b.Spec
+	c := api.Catalog{Bundle: b.Name, Revision: b.Revision, Environment: env, Actions: map[string][]string{},
+		Networks: []api.CatalogNetwork{}, DNSZones: []string{}, Blueprints: []api.CatalogEntry{}, Modules: []api.CatalogModule{},
+		Limits:               map[string]int{"max_vcpus": s.Limits.MaxVCPUs, "max_memory_gib": s.Limits.MaxMemoryGiB, "max_disk_gib": s.Limits.MaxDiskGiB, "max_aliases": s.Limits.MaxAliases},
+		ChangeTicketRequired: s.RequiresChangeTicket}
+	if !s.AllowsEnvironment(env) {
+		return c // nothing may be provisioned here under this bundle
+	}
+	for _, kind := range api.Kinds {
+		if acts := s.AllowedActions(env, kind); len(acts) > 0 {
+			c.Actions[kind] = acts
+		}
+	}
+	for _, n := range s.NetworksIn(env) {
+		c.Networks = append(c.Networks, api.CatalogNetwork{Name: n, CIDR: s.Networks[n].CIDR, Description: s.Networks[n].Description})
+	}
+	c.DNSZones = append(c.DNSZones, s.ZonesIn(env)...)
+	for _, name := range s.CatalogNames(api.CatalogBlueprints) {
+		bp := s.Blueprints[name]
+		c.Blueprints = append(c.Blueprints, api.CatalogEntry{Name: name, Level: bp.Level, Description: bp.Description})
+	}
+	for _, name := range s.CatalogNames(api.CatalogModules) {
+		m := s.Modules[name]
+		c.Modules = append(c.Modules, api.CatalogModule{Name: name, Versions: m.Versions, Description: m.Description})
+	}
+	return c
+}

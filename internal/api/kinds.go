@@ -1,0 +1,314 @@
+package api
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Kind declares one resource kind, once, in the spirit of Vault's
+// framework.Path tables: its path, the request bodies per action with every
+// field's type, constraint, description and mutability, the catalog names it
+// refers to, and how its operations run. The gateway's validator, the
+// OpenAPI document, the provider's attribute validators and the policy's
+// input all read this table; nothing copies it.
+type Kind struct {
+	Name        string // ip_reservation, as in policy input and operations
+	Path        string // collection path under /v1
+	Title       string // "IP reservation"
+	Description string
+
+	// Request bodies per action: fields, and the Go type they decode into.
+	Create, Update, Delete Body
+
+	// Settings are how its operations run (operators may override workers
+	// and timeouts in the gateway's configuration).
+	Settings Settings
+}
+
+// Body is one request body: its fields and the type it decodes into.
+type Body struct {
+	Fields []Field
+	// New returns an empty body to decode into; nil: the action takes no body.
+	New func() Validator
+	// Check holds rules across fields (hostname.dns_zone ≤ 253, an update
+	// changes something); field rules are in Fields.
+	Check func(v any, f *fieldErrors)
+}
+
+// Settings are a kind's operational limits.
+type Settings struct {
+	Workers     int           // concurrent operations per replica
+	StepTimeout time.Duration // one step (attempt), and its sub-token's TTL
+	Deadline    time.Duration // the whole operation, all steps and waits
+	MaxAttempts int           // failed steps before the operation fails
+}
+
+// FieldType is a field's JSON type.
+type FieldType string
+
+// Field types.
+const (
+	TypeString  FieldType = "string"
+	TypeInteger FieldType = "integer"
+	TypeStrings FieldType = "array"  // of strings, each checked by Rule
+	TypeObject  FieldType = "object" // members in Fields
+	TypeMap     FieldType = "map"    // names checked by Key, string values by Rule (nil Rule: any JSON value)
+)
+
+// Field is one member of a request body.
+type Field struct {
+	Name        string
+	Type        FieldType
+	Description string
+	Required    bool
+	// Mutable: an update may change it; changing any other field replaces the resource.
+	Mutable bool
+	// Rule constrains a string, each element of a list, or each value of a map.
+	Rule *Rule
+	// Key constrains map keys.
+	Key *Rule
+	// Min and Max bound an integer; Max also bounds the items of a list or map.
+	Min, Max int
+	// Fields are an object's members.
+	Fields []Field
+	// Catalog names the bundle catalog the value must be in ("blueprints", "modules").
+	Catalog string
+	// Normalize rewrites the value before it is checked and stored.
+	Normalize func(string) string
+	// Unique: list items must differ.
+	Unique bool
+}
+
+// Rule is a string constraint: a pattern (also published in the OpenAPI
+// document and used by the provider), a length, and the check the gateway
+// runs, with the message a caller sees.
+type Rule struct {
+	// Pattern is an anchored regular expression valid in Go and in
+	// ECMAScript (OpenAPI); empty when only Check can say.
+	Pattern string
+	MaxLen  int
+	Enum    []string
+	// Help says what a valid value is ("a DNS label (…)").
+	Help string
+	// Check returns what is wrong with v ("" when nothing is).
+	Check func(v string) string
+}
+
+// CheckValue is the rule's verdict on v: "" or what is wrong.
+func (r *Rule) CheckValue(v string) string {
+	if r == nil {
+		return ""
+	}
+	switch {
+	case r.Check != nil:
+		return r.Check(v)
+	case len(r.Enum) > 0 && !slices.Contains(r.Enum, v):
+		return fmt.Sprintf("%s is not one of %s", quote(v), strings.Join(r.Enum, ", "))
+	case r.Pattern != "" && !compiled(r.Pattern).MatchString(v):
+		return fmt.Sprintf("%s is not %s", quote(v), r.Help)
+	case r.MaxLen > 0 && len(v) > r.MaxLen:
+		return fmt.Sprintf("longer than %d characters", r.MaxLen)
+	}
+	return ""
+}
+
+// KindTable is every kind, in API order.
+var KindTable = []*Kind{ipReservationKind, calmAppKind, moduleRunKind}
+
+// KindByName returns the table entry of kind.
+func KindByName(name string) (*Kind, bool) {
+	for _, k := range KindTable {
+		if k.Name == name {
+			return k, true
+		}
+	}
+	return nil, false
+}
+
+// BodyFor returns kind's body for action (nil: none).
+func (k *Kind) BodyFor(action string) *Body {
+	var b *Body
+	switch action {
+	case ActionCreate:
+		b = &k.Create
+	case ActionUpdate:
+		b = &k.Update
+	case ActionDelete:
+		b = &k.Delete
+	}
+	if b == nil || b.New == nil {
+		return nil
+	}
+	return b
+}
+
+// FieldAt returns the field at a JSON pointer of kind's body for action.
+func (k *Kind) FieldAt(action, pointer string) (Field, bool) {
+	b := k.BodyFor(action)
+	if b == nil {
+		return Field{}, false
+	}
+	fields := b.Fields
+	var f Field
+	for _, name := range strings.Split(strings.TrimPrefix(pointer, "/"), "/") {
+		i := slices.IndexFunc(fields, func(f Field) bool { return f.Name == name })
+		if i < 0 {
+			return Field{}, false
+		}
+		f, fields = fields[i], fields[i].Fields
+	}
+	return f, true
+}
+
+// Required lists the JSON pointers a create must carry (policy input).
+func (k *Kind) Required() []string {
+	var out []string
+	var walk func(prefix string, fs []Field)
+	walk = func(prefix string, fs []Field) {
+		for _, f := range fs {
+			if f.Type == TypeObject {
+				walk(prefix+f.Name+"/", f.Fields)
+			} else if f.Required {
+				out = append(out, prefix+f.Name)
+			}
+		}
+	}
+	walk("", k.Create.Fields)
+	return out
+}
+
+// validateBody checks v (a decoded body of kind and action) against the
+// table, normalizing fields in place.
+func validateBody(kind, action string, v any) error {
+	k, ok := KindByName(kind)
+	if !ok {
+		return Invalid("", "unknown kind %q", kind)
+	}
+	b := k.BodyFor(action)
+	if b == nil {
+		return Invalid("", "%s %s takes no request body", action, kind)
+	}
+	var f fieldErrors
+	checkFields(&f, "", b.Fields, reflect.ValueOf(v).Elem())
+	if b.Check != nil {
+		b.Check(v, &f)
+	}
+	return f.err()
+}
+
+func checkFields(f *fieldErrors, prefix string, fields []Field, v reflect.Value) {
+	for _, fd := range fields {
+		fv := jsonField(v, fd.Name)
+		if !fv.IsValid() {
+			panic(fmt.Sprintf("api: kind table field %s%s has no struct field", prefix, fd.Name))
+		}
+		path := prefix + "/" + fd.Name
+		if fv.Kind() == reflect.Pointer { // an update's optional field: nil is "not sent"
+			if fv.IsNil() {
+				continue
+			}
+			fv = fv.Elem()
+		}
+		switch fd.Type {
+		case TypeString:
+			s := fv.String()
+			if fd.Normalize != nil {
+				s = fd.Normalize(s)
+				fv.SetString(s)
+			}
+			if s == "" {
+				if fd.Required {
+					f.add(path, "required: %s", fd.Rule.Help)
+				}
+				continue
+			}
+			if msg := fd.Rule.CheckValue(s); msg != "" {
+				f.add(path, "%s", msg)
+			}
+		case TypeInteger:
+			if n := int(fv.Int()); n < fd.Min || n > fd.Max {
+				f.add(path, "%d is outside %d–%d", n, fd.Min, fd.Max)
+			}
+		case TypeStrings:
+			if fd.Max > 0 && fv.Len() > fd.Max {
+				f.add(path, "at most %d %s", fd.Max, fd.Name)
+			}
+			seen := map[string]bool{}
+			for i := range fv.Len() {
+				s := fv.Index(i).String()
+				p := fmt.Sprintf("%s/%d", path, i)
+				if fd.Normalize != nil {
+					s = fd.Normalize(s)
+				}
+				if msg := fd.Rule.CheckValue(s); msg != "" {
+					f.add(p, "%s", msg)
+				}
+				if fd.Unique && seen[s] {
+					f.add(p, "duplicate %s", strings.TrimSuffix(fd.Name, "es"))
+				}
+				seen[s] = true
+			}
+		case TypeObject:
+			checkFields(f, path, fd.Fields, fv)
+		case TypeMap:
+			if fd.Max > 0 && fv.Len() > fd.Max {
+				f.add(path, "at most %d %s", fd.Max, fd.Name)
+			}
+			iter := fv.MapRange()
+			for iter.Next() {
+				key := iter.Key().String()
+				p := path + "/" + escapePointer(key)
+				if msg := fd.Key.CheckValue(key); msg != "" {
+					f.add(p, "%s", msg)
+				}
+				if val := iter.Value(); fd.Rule != nil && val.Kind() == reflect.String {
+					if msg := fd.Rule.CheckValue(val.String()); msg != "" {
+						f.add(p, "%s", msg)
+					}
+				}
+			}
+		}
+	}
+}
+
+// jsonField is v's struct field whose JSON name is name.
+func jsonField(v reflect.Value, name string) reflect.Value {
+	t := v.Type()
+	for i := range t.NumField() {
+		tag, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if tag == name {
+			return v.Field(i)
+		}
+	}
+	return reflect.Value{}
+}
+
+// CatalogRef is a request value that must name a catalog entry.
+type CatalogRef struct {
+	Path    string // JSON pointer
+	Field   string // the field's name ("blueprint")
+	Catalog string // CatalogBlueprints, CatalogModules
+	Value   string
+}
+
+// CatalogRefs lists the catalog references of a decoded body of kind and action.
+func CatalogRefs(kind, action string, v Validator) []CatalogRef {
+	k, ok := KindByName(kind)
+	if !ok || k.BodyFor(action) == nil || v == nil {
+		return nil
+	}
+	rv := reflect.ValueOf(v).Elem()
+	var out []CatalogRef
+	for _, f := range k.BodyFor(action).Fields {
+		if f.Catalog == "" {
+			continue
+		}
+		if fv := jsonField(rv, f.Name); fv.IsValid() && fv.Kind() == reflect.String {
+			out = append(out, CatalogRef{Path: "/" + f.Name, Field: f.Name, Catalog: f.Catalog, Value: fv.String()})
+		}
+	}
+	return out
+}

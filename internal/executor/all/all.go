@@ -1,0 +1,17 @@
+// Package all binds each kind of the kinds table (internal/api) to its
+// executor package: the one place a new kind's executor is added.
+package all
+
+import (
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/ipreservation"
+)
+
+// Executors returns the executor of every kind that has one. A kind without
+// one is still decided by policy, then answered 501.
+func Executors(env executor.Env) map[string]executor.Executor {
+	return map[string]executor.Executor{
+		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: env.NetworkCIDR},
+	}
+}
