@@ -57,13 +57,12 @@ present(path) if {
 	v != ""
 }
 
-# Fields a create must carry; the gateway's schema checks them too, the
-# policy does not rely on it (a missing field must not skip a rule).
-required_fields := {
-	"ip_reservation": ["network", "hostname", "dns_zone"],
-	"calm_app": ["name", "blueprint", "network", "size/vcpus", "size/memory_gib", "size/disk_gib"],
-	"module_run": ["module"],
-}
+# Fields a create must carry, from the gateway's kinds table (input.schema):
+# the gateway's schema checks them too, the policy does not rely on it (a
+# missing field must not skip a rule), and keeps no copy of its own.
+schema := object.get(input, "schema", null)
+
+required_fields := object.get(schema, "required", []) if is_object(schema)
 
 environment_allowed if environment in spec.environments
 
@@ -167,8 +166,18 @@ violations contains {
 	"control_ids": ["SI-10"],
 } if {
 	input.action == "create"
-	some path in object.get(required_fields, kind, [])
+	some path in required_fields
 	not present(path)
+}
+
+violations contains {
+	"rule": "schema_missing",
+	"message": sprintf("the request to %s a %s carries no schema from the gateway's kinds table; refusing rather than skipping the field rules", [action, kind]),
+	"path": "",
+	"control_ids": ["SI-10"],
+} if {
+	input.action == "create"
+	not is_object(schema)
 }
 
 # --- networks (IP reservations and Calm apps)

@@ -312,3 +312,26 @@ func CatalogRefs(kind, action string, v Validator) []CatalogRef {
 	}
 	return out
 }
+
+// Schema is what policy input carries about a kind, from the table: the
+// fields a create must carry, and those an update may change.
+type Schema struct {
+	Required []string `json:"required"`
+	Mutable  []string `json:"mutable"`
+}
+
+// PolicySchema is kind's Schema (empty for a kind the table does not
+// know: the policy then denies it for its action, not for a missing schema).
+func PolicySchema(kind string) *Schema {
+	k, ok := KindByName(kind)
+	if !ok {
+		return &Schema{Required: []string{}, Mutable: []string{}}
+	}
+	s := &Schema{Required: k.Required(), Mutable: []string{}}
+	for _, f := range k.Create.Fields {
+		if f.Mutable {
+			s.Mutable = append(s.Mutable, f.Name)
+		}
+	}
+	return s
+}

@@ -80,6 +80,9 @@ type Input struct {
 	Action      string `json:"action"`
 	Caller      Caller `json:"caller"`
 	Request     any    `json:"request"`
+	// Schema is the kind's field rules from the kinds table (required and
+	// mutable fields), so the policy never keeps its own copy.
+	Schema *api.Schema `json:"schema,omitempty"`
 	// Resource is the existing resource an update, delete or read acts on,
 	// as the gateway stored it; Bundle and Environment above are its own.
 	Resource *Resource `json:"resource,omitempty"`
@@ -265,6 +268,9 @@ func (e *Evaluator) Bundle(name string) (BundleInfo, bool) {
 // a plain deny. input.Bundle is set to bundle.
 func (e *Evaluator) Evaluate(ctx context.Context, bundle string, input Input) (api.Decision, error) {
 	d := api.Decision{Bundle: bundle, DecisionID: newDecisionID(), Violations: []api.Violation{}}
+	if input.Schema == nil {
+		input.Schema = api.PolicySchema(input.Kind) // the kinds table, never a copy in Rego
+	}
 	set := e.current.Load()
 	b, ok := set.bundles[bundle]
 	if !ok {

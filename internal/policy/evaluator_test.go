@@ -366,3 +366,20 @@ violations := set()
 		t.Errorf("evaluation ran %v past a 50ms timeout", elapsed)
 	}
 }
+
+// The input the policy sees carries the kinds table's schema and, for an
+// existing resource, the resource as stored (its own bundle and environment).
+func TestInputCarriesSchemaAndStoredResource(t *testing.T) {
+	v, err := inputValue(Input{Kind: api.KindIPReservation, Action: api.ActionDelete, Schema: api.PolicySchema(api.KindIPReservation),
+		Resource: &Resource{ID: "ipr-1", Bundle: "fedramp_prod_restricted", Environment: "prod", Spec: map[string]any{"hostname": "db-01"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.String()
+	for _, want := range []string{`"schema": {"mutable": ["mac", "aliases", "comment"], "required": ["network", "hostname", "dns_zone"]}`,
+		`"resource": {"bundle": "fedramp_prod_restricted", "environment": "prod", "id": "ipr-1", "spec": {"hostname": "db-01"}}`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("input %s lacks %s", got, want)
+		}
+	}
+}

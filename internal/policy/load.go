@@ -367,14 +367,33 @@ func inputValue(in Input) (ast.Value, error) {
 		ast.Item(ast.StringTerm("bundles"), stringsTerm(in.Caller.Bundles)),
 		ast.Item(ast.StringTerm("policies"), stringsTerm(in.Caller.Policies)),
 	)
-	return ast.NewObject(
+	obj := ast.NewObject(
 		ast.Item(ast.StringTerm("bundle"), ast.StringTerm(in.Bundle)),
 		ast.Item(ast.StringTerm("environment"), ast.StringTerm(in.Environment)),
 		ast.Item(ast.StringTerm("kind"), ast.StringTerm(in.Kind)),
 		ast.Item(ast.StringTerm("action"), ast.StringTerm(in.Action)),
 		ast.Item(ast.StringTerm("caller"), ast.NewTerm(caller)),
 		ast.Item(ast.StringTerm("request"), ast.NewTerm(reqValue)),
-	), nil
+	)
+	if in.Schema != nil {
+		obj.Insert(ast.StringTerm("schema"), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("required"), stringsTerm(in.Schema.Required)),
+			ast.Item(ast.StringTerm("mutable"), stringsTerm(in.Schema.Mutable)),
+		))
+	}
+	if r := in.Resource; r != nil {
+		spec, err := ast.InterfaceToValue(r.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("resource spec: %w", err)
+		}
+		obj.Insert(ast.StringTerm("resource"), ast.ObjectTerm(
+			ast.Item(ast.StringTerm("id"), ast.StringTerm(r.ID)),
+			ast.Item(ast.StringTerm("bundle"), ast.StringTerm(r.Bundle)),
+			ast.Item(ast.StringTerm("environment"), ast.StringTerm(r.Environment)),
+			ast.Item(ast.StringTerm("spec"), ast.NewTerm(spec)),
+		))
+	}
+	return obj, nil
 }
 
 func stringsTerm(xs []string) *ast.Term {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
 
 // RunRegoTests runs a bundle's Rego tests (test_* rules, usually in
@@ -43,7 +46,25 @@ func RunRegoTests(ctx context.Context, path string) ([]*tester.Result, error) {
 	for _, mf := range b.Modules {
 		modules[mf.Path] = mf.Parsed
 	}
-	store := inmem.NewFromObjectWithOpts(b.Data, inmem.OptRoundTripOnWrite(false))
+	// Tests build inputs as the gateway does: data.sas.kinds holds each
+	// kind's schema from the kinds table (what the gateway puts in input.schema).
+	data := b.Data
+	if sas, ok := data["sas"].(map[string]any); ok {
+		kinds := map[string]any{}
+		for _, k := range api.Kinds {
+			kinds[k] = api.PolicySchema(k)
+		}
+		raw, err := json.Marshal(kinds)
+		if err != nil {
+			return nil, err
+		}
+		var generic any
+		if err := json.Unmarshal(raw, &generic); err != nil {
+			return nil, err
+		}
+		sas["kinds"] = generic
+	}
+	store := inmem.NewFromObjectWithOpts(data, inmem.OptRoundTripOnWrite(false))
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
 		return nil, err

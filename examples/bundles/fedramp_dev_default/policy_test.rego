@@ -18,6 +18,7 @@ envelope(env, kind, action, request) := {
 	"action": action,
 	"caller": caller,
 	"request": request,
+	"schema": object.get(data.sas.kinds, kind, {"required": [], "mutable": []}), # as the gateway sends it, from its kinds table
 }
 
 ip_request := {

@@ -18,6 +18,7 @@ envelope(kind, action, request) := {
 	"action": action,
 	"caller": caller,
 	"request": request,
+	"schema": object.get(data.sas.kinds, kind, {"required": [], "mutable": []}), # as the gateway sends it, from its kinds table
 }
 
 ip_request := {
@@ -138,6 +139,19 @@ test_create_without_network_denied if {
 	inp := envelope("ip_reservation", "create", object.remove(ip_request, ["network"]))
 	v := violation(inp, "field_required")
 	v.path == "/network"
+}
+
+# The required fields come from the gateway (input.schema, its kinds
+# table); an input without them is refused, never judged without the rules.
+test_create_without_schema_denied if {
+	inp := object.remove(ip, ["schema"])
+	violation(inp, "schema_missing")
+}
+
+test_required_fields_follow_the_schema if {
+	inp := object.union(envelope("ip_reservation", "create", ip_request), {"schema": {"required": ["mac"], "mutable": []}})
+	v := violation(inp, "field_required")
+	v.path == "/mac"
 }
 
 test_calm_create_without_size_denied if {
