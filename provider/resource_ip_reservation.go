@@ -6,14 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
-	"net"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
-	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
@@ -47,17 +43,6 @@ const (
 // privateIdempotencyKey is the private-state key holding the Idempotency-Key
 // the create was sent with.
 const privateIdempotencyKey = "idempotency_key"
-
-// Patterns mirroring internal/api/validate.go, so a bad value fails at
-// validate time with the attribute path instead of at apply with a 422.
-var (
-	reIPRLabel  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	reIPRFQDN   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	reIPRName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-	reIPRMAC    = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
-	reIPRTicket = regexp.MustCompile(`^[A-Z]{2,6}[0-9]{4,10}$`)
-	reIPRText   = regexp.MustCompile(`^(?:[\p{L}\p{M}\p{N}\p{P}\p{S}]| )*$`)
-)
 
 // NewIPReservationResource returns the sas_ip_reservation resource.
 func NewIPReservationResource() resource.Resource { return &IPReservationResource{} }
@@ -110,66 +95,51 @@ func (r *IPReservationResource) Schema(ctx context.Context, _ resource.SchemaReq
 			},
 			"network": schema.StringAttribute{
 				Required: true,
-				MarkdownDescription: "Network to take the next free address from: a CIDR in canonical form (`10.10.0.0/24`) or a " +
-					"network name your policy bundle declares (`sbx-app`). Changing it replaces the reservation.",
-				PlanModifiers: replace,
-				Validators:    []validator.String{networkValidator{}},
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "network", "reservation"),
+				PlanModifiers:       replace,
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "network")},
 			},
 			"hostname": schema.StringAttribute{
 				Required:            true,
-				MarkdownDescription: "Host label (lowercase letters, digits and `-`, 1–63 characters), e.g. `web-01`. Changing it replaces the reservation.",
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "hostname", "reservation"),
 				PlanModifiers:       replace,
-				Validators: []validator.String{stringvalidator.RegexMatches(reIPRLabel,
-					"must be a DNS label: lowercase letters, digits and '-', 1–63 characters, not starting or ending with '-'")},
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "hostname")},
 			},
 			"dns_zone": schema.StringAttribute{
 				Required:            true,
-				MarkdownDescription: "DNS zone the name is made in, e.g. `sbx.example.internal` (lowercase, no trailing dot). Changing it replaces the reservation.",
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "dns_zone", "reservation"),
 				PlanModifiers:       replace,
-				Validators: []validator.String{
-					stringvalidator.LengthAtMost(253),
-					stringvalidator.RegexMatches(reIPRFQDN, "must be a lowercase fully qualified DNS name without a trailing dot, such as sbx.example.internal"),
-				},
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "dns_zone")},
 			},
 			"dns_view": schema.StringAttribute{
 				Optional:            true,
 				Computed:            true,
 				Default:             stringdefault.StaticString("default"),
-				MarkdownDescription: "Infoblox DNS view. Defaults to `default`. Changing it replaces the reservation.",
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "dns_view", "reservation"),
 				PlanModifiers:       replace,
-				Validators:          []validator.String{stringvalidator.RegexMatches(reIPRName, "must be a view name: lowercase letters, digits, '_' and '-'")},
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "dns_view")},
 			},
 			"mac": schema.StringAttribute{
 				Optional:            true,
-				MarkdownDescription: "MAC address of the host's address, lowercase and colon-separated (`00:50:56:aa:bb:cc`). Updated in place.",
-				Validators:          []validator.String{stringvalidator.RegexMatches(reIPRMAC, "must be a MAC address in lowercase colon form, such as 00:50:56:aa:bb:cc")},
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "mac", ""),
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "mac")},
 			},
 			"aliases": schema.ListAttribute{
 				Optional:            true,
 				ElementType:         types.StringType,
-				MarkdownDescription: "Extra DNS names (lowercase FQDNs, at most 20) for the host. Updated in place.",
-				Validators: []validator.List{
-					listvalidator.SizeAtMost(20),
-					listvalidator.UniqueValues(),
-					listvalidator.ValueStringsAre(
-						stringvalidator.LengthAtMost(253),
-						stringvalidator.RegexMatches(reIPRFQDN, "must be a lowercase fully qualified DNS name without a trailing dot"),
-					),
-				},
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "aliases", ""),
+				Validators:          []validator.List{listRule(api.KindIPReservation, "aliases")},
 			},
 			"comment": schema.StringAttribute{
 				Optional:            true,
-				MarkdownDescription: "Comment on the host record: printable text, at most 256 bytes. Updated in place.",
-				Validators: []validator.String{
-					stringvalidator.LengthAtMost(256),
-					stringvalidator.RegexMatches(reIPRText, "must be printable text"),
-				},
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "comment", ""),
+				Validators:          []validator.String{stringRule(api.KindIPReservation, "comment")},
 			},
 			"change_ticket": schema.StringAttribute{
 				Optional: true,
-				MarkdownDescription: "Change ticket id (e.g. `CHG0012345`) for bundles that require one (`fedramp_prod_restricted`). " +
-					"Sent with every create, update and delete; changing it alone changes nothing downstream.",
-				Validators: []validator.String{stringvalidator.RegexMatches(reIPRTicket, "must be a change ticket id such as CHG0012345")},
+				MarkdownDescription: fieldDescription(api.KindIPReservation, "change_ticket", "") +
+					" Sent with every create, update and delete; changing it alone changes nothing downstream.",
+				Validators: []validator.String{stringRule(api.KindIPReservation, "change_ticket")},
 			},
 			"ip_address": schema.StringAttribute{
 				Computed:            true,
@@ -648,39 +618,6 @@ func waitDiagnostic(attempted string, op *api.Operation, timeout time.Duration, 
 	return diag.NewErrorDiagnostic("Lost Track of IP Reservation Operation",
 		fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s (last seen %s), but polling it failed:\n\n%v\n\n"+
 			"The operation id is saved in state; the next plan picks up its outcome.", attempted, id, st, err))
-}
-
-// networkValidator accepts a canonical CIDR or a network name, like the gateway.
-type networkValidator struct{}
-
-func (networkValidator) Description(context.Context) string {
-	return "a CIDR in canonical form (10.10.0.0/24) or a network name"
-}
-
-func (v networkValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
-
-func (networkValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
-	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
-		return
-	}
-	s := req.ConfigValue.ValueString()
-	if !strings.Contains(s, "/") {
-		if !reIPRName.MatchString(s) {
-			resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network",
-				fmt.Sprintf("%q is neither a CIDR nor a network name (lowercase letters, digits, '_' and '-'). "+
-					"Use a CIDR such as 10.10.0.0/24 or a network your bundle declares (see data.sas_catalog).", s))
-		}
-		return
-	}
-	ip, n, err := net.ParseCIDR(s)
-	if err != nil {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network", fmt.Sprintf("%q is not a CIDR: %v.", s, err))
-		return
-	}
-	if !ip.Equal(n.IP) {
-		resp.Diagnostics.AddAttributeError(req.Path, "Invalid Network",
-			fmt.Sprintf("%q is not a network address; did you mean %s?", s, n.String()))
-	}
 }
 
 // ModifyPlan asks the gateway, at plan time, whether the bound policy

@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
@@ -22,12 +21,14 @@ var (
 	ruleZone    = &Rule{Pattern: reFQDN, MaxLen: 253, Help: "a DNS name such as sbx.example.internal", Check: fqdnProblem}
 	ruleAlias   = &Rule{Pattern: reFQDN, MaxLen: 253, Help: "a fully qualified DNS name such as www.sbx.example.internal", Check: fqdnProblem}
 	ruleView    = &Rule{Pattern: reName.String(), Help: "a view name"}
-	ruleMAC     = &Rule{
-		Pattern: `^(([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})$`,
-		Help:    "a MAC address such as 00:50:56:aa:bb:cc",
+	// MAC addresses in the form Infoblox returns them (lowercase, colons), so
+	// what a caller sends is what it reads back: no perpetual diff.
+	ruleMAC = &Rule{
+		Pattern: `^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`,
+		Help:    "a MAC address in lowercase colon form, such as 00:50:56:aa:bb:cc",
 		Check: func(v string) string {
-			if hw, err := net.ParseMAC(v); err != nil || len(hw) != 6 {
-				return fmt.Sprintf("%s is not a MAC address such as 00:50:56:aa:bb:cc", quote(v))
+			if !compiled(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`).MatchString(v) {
+				return fmt.Sprintf("%s is not a MAC address in lowercase colon form, such as 00:50:56:aa:bb:cc", quote(v))
 			}
 			return ""
 		},
