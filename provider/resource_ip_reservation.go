@@ -94,7 +94,7 @@ func (r *IPReservationResource) Schema(ctx context.Context, _ resource.SchemaReq
 				PlanModifiers:       keep,
 			},
 			"network": schema.StringAttribute{
-				Required: true,
+				Required:            true,
 				MarkdownDescription: fieldDescription(api.KindIPReservation, "network", "reservation"),
 				PlanModifiers:       replace,
 				Validators:          []validator.String{stringRule(api.KindIPReservation, "network")},
