@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	g.limiter = newKeyedLimiter(g.cfg.RateLimit, g.cfg.RateBurst)
 	g.guard = newAddressGuard(g.cfg.UnauthenticatedRate, g.cfg.UnauthenticatedBurst, g.cfg.FloodWindow)
 	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
-		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(),
+		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(), Settings: kindSettings(cfg),
 		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
 		RescueAfter: cfg.OperationRescueAfter, RevokeTimeout: cfg.RevokeTimeout, Logger: cfg.Logger.Named("orchestrator"),
 	})
@@ -129,6 +129,23 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// kindSettings are the kinds table's operational limits, with what the
+// operator configured (workers_per_kind, operation_timeout) applied to every kind.
+func kindSettings(cfg Config) map[string]api.Settings {
+	out := map[string]api.Settings{}
+	for _, k := range api.KindTable {
+		s := k.Settings
+		if cfg.WorkersPerKind > 0 {
+			s.Workers = cfg.WorkersPerKind
+		}
+		if cfg.OperationTimeout > 0 {
+			s.StepTimeout = cfg.OperationTimeout
+		}
+		out[k.Name] = s
+	}
+	return out
 }
 
 // Start runs what works in the background: the Vault session renewal, the

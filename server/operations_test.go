@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
@@ -14,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
@@ -97,4 +100,70 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
+}
+
+// An unfinished operation is cancelled by its owner: the cancel is audited
+// before it is stored, the waiting step is woken (not left to its backoff),
+// compensation runs, and the operation ends cancelled with nothing made.
+func TestCancelAnUnfinishedOperation(t *testing.T) {
+	sim := env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.FailRate = 1 }) // every call 503: the create keeps retrying
+	gw := env.StartGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "canceller", Bundles: []string{sbx}})
+	op := decodeOp(t, do(t, gw, call{method: "POST", path: "/v1/ip-reservations", token: tok, bundle: sbx, env: "sbx", body: goodReservation}))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if cur, _ := gw.Gateway.OperationFor(op.ID); cur.Error != "" {
+			break // a failed attempt: the operation now waits out its backoff
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no failed attempt against a grid that answers 503")
+		}
+	}
+	other := env.Caller(t, vaultsetup.CallerSpec{Entity: "bystander", Bundles: []string{sbx}})
+	if a := do(t, gw, call{method: "POST", path: "/v1/operations/" + op.ID + "/cancel", token: other}); a.status != http.StatusNotFound {
+		t.Fatalf("another caller cancels: %d %s", a.status, a.body)
+	}
+	asked := time.Now()
+	a := do(t, gw, call{method: "POST", path: "/v1/operations/" + op.ID + "/cancel", token: tok})
+	var got api.Operation
+	if err := json.Unmarshal(a.body, &got); err != nil || a.status != http.StatusAccepted || !got.CancelRequested {
+		t.Fatalf("cancel: %d %s", a.status, a.body)
+	}
+	// Compensation needs the grid too: it is retried until the grid answers.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if cur, _ := gw.Gateway.OperationFor(op.ID); strings.Contains(cur.Error, "compensation failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the woken step did not try to compensate")
+		}
+	}
+	sim.SetFailRate(0)
+	if a := do(t, gw, call{method: "POST", path: "/v1/operations/" + op.ID + "/cancel", token: tok}); a.status != http.StatusAccepted {
+		t.Fatalf("second cancel (wakes it again): %d %s", a.status, a.body)
+	}
+	done := waitOperation(t, gw, tok, op.ID)
+	if done.State != api.OperationCancelled {
+		t.Fatalf("after cancel: %+v", done)
+	}
+	t.Logf("cancelled %s after the request", time.Since(asked).Round(time.Millisecond))
+	if n := len(sim.Hosts()); n != 0 {
+		t.Fatalf("%d hosts after a cancelled create", n)
+	}
+	recs := auditOf(t, gw, a.problem.RequestID)
+	if reqID := a.header.Get(api.HeaderRequestID); reqID != "" {
+		recs = auditOf(t, gw, reqID)
+	}
+	if len(recs) != 1 || recs[0].Action != api.ActionCancel || recs[0].Outcome != "cancel requested" || recs[0].TargetID != op.ID {
+		t.Fatalf("cancel request audited as %+v", recs)
+	}
+	var ended bool
+	for _, r := range auditOf(t, gw, op.RequestID) {
+		ended = ended || r.Outcome == "operation cancelled; compensation ran"
+	}
+	if !ended {
+		t.Fatal("the cancellation itself is not in the trail")
+	}
+	if a := do(t, gw, call{method: "POST", path: "/v1/operations/" + op.ID + "/cancel", token: tok}); a.status != http.StatusConflict || a.problem.Type != api.ProblemOperationDone {
+		t.Fatalf("cancel of a cancelled operation: %d %s", a.status, a.body)
+	}
 }

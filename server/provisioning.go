@@ -401,3 +401,54 @@ func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, op)
 }
+
+// cancelOperation is POST /v1/operations/{id}/cancel: the caller's own
+// unfinished operation is marked for cancellation and woken; its next step
+// runs the executor's compensation and ends it cancelled, audited. A step
+// already running finishes first (and may finish the operation).
+func (g *Gateway) cancelOperation(w http.ResponseWriter, r *http.Request) {
+	c := callerFrom(r.Context())
+	id := muxVar(r, "id")
+	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
+	if !api.ValidID(id) {
+		writeError(w, r, api.Invalid("path:id", "%s is not an operation id (letters, digits, '_' and '-', at most 64)", api.Quote(truncate(id, 64))))
+		return
+	}
+	op, err := g.ops.Get(r.Context(), id, c.EntityID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	finished := func(state string) {
+		writeProblem(w, r, api.Problem{Type: api.ProblemOperationDone, Title: "Operation already finished", Status: http.StatusConflict,
+			Detail: fmt.Sprintf("operation %s already %s; there is nothing to cancel", id, state)})
+	}
+	if operations.Terminal(op.State) {
+		finished(op.State)
+		return
+	}
+	// Boundary ⑤ before the side effect, as for every mutation.
+	note(r, func(rec *audit.Record) { rec.Kind, rec.Bundle, rec.Environment = op.Kind, op.Bundle, op.Environment })
+	if err := g.commitAudit(r, http.StatusAccepted, "cancel requested"); err != nil {
+		writeProblemTo(w, r, auditUnavailable())
+		return
+	}
+	ctx, cancel := detached(r.Context())
+	defer cancel()
+	op, err = g.ops.RequestCancel(ctx, id, c.EntityID)
+	var done *operations.TerminalError
+	if errors.As(err, &done) { // it finished in between
+		g.auditFollowUp(ctx, r, http.StatusConflict, "cancel not applied: operation already "+done.State)
+		finished(done.State)
+		return
+	}
+	if err != nil {
+		g.auditFollowUp(ctx, r, problemFor(err).Status, "cancel not stored: "+truncate(err.Error(), 300))
+		writeError(w, r, err)
+		return
+	}
+	if err := g.orch.Wake(ctx, op); err != nil {
+		g.cfg.Logger.Warn("wake for cancel failed; the next scheduled step cancels", "operation_id", id, "error", err)
+	}
+	writeJSON(w, http.StatusAccepted, op)
+}

@@ -50,8 +50,10 @@ func (g *Gateway) routes() []route {
 		{name: "queryAudit", tag: "audit", summary: "Page through the audit trail (requires Vault policy sas-auditor)",
 			description: "Query parameters: owner, request_id, decision, since, until (RFC 3339), after (cursor), limit (≤ 500).",
 			methods:     []string{http.MethodGet}, path: "/v1/audit", kind: "audit", action: api.ActionRead, response: api.AuditPage{}, status: 200, handler: g.queryAudit},
-		{name: "getOperation", tag: "operations", summary: "A long-running operation's state, timestamps, result and error",
+		{name: "getOperation", tag: "operations", summary: "A long-running operation's state, timestamps, progress, result and error",
 			methods: []string{http.MethodGet}, path: "/v1/operations/{id}", kind: "operation", action: api.ActionRead, response: api.Operation{}, status: 200, handler: g.getOperation},
+		{name: "cancelOperation", tag: "operations", summary: "Cancel an unfinished operation: at its next step its compensation runs and it ends cancelled (audited)",
+			methods: []string{http.MethodPost}, path: "/v1/operations/{id}/cancel", kind: "operation", action: api.ActionCancel, response: api.Operation{}, status: 202, handler: g.cancelOperation},
 	}
 	for _, kind := range api.Kinds {
 		p := "/v1/" + api.KindPaths[kind]

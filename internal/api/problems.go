@@ -29,6 +29,7 @@ const (
 	ProblemForbidden      = "urn:sas:problem:forbidden"
 	ProblemIdempotency    = "urn:sas:problem:idempotency-conflict"
 	ProblemNotImplemented = "urn:sas:problem:not-implemented"
+	ProblemOperationDone  = "urn:sas:problem:operation-finished" // nothing left to cancel
 	ProblemNotFound       = "urn:sas:problem:not-found"
 	ProblemWrongContext   = "urn:sas:problem:resource-context-mismatch" // headers name another bundle or environment than the resource's
 	ProblemMethod         = "urn:sas:problem:method-not-allowed"

@@ -47,6 +47,8 @@ const (
 	ActionRead   = "read"
 	ActionUpdate = "update"
 	ActionDelete = "delete"
+	// ActionCancel is asked of an operation, not a resource kind.
+	ActionCancel = "cancel"
 )
 
 // Actions lists every action.
@@ -134,6 +136,11 @@ type Operation struct {
 	UpdatedAt   time.Time      `json:"updated_at"`
 	Result      map[string]any `json:"result,omitempty"`
 	Error       string         `json:"error,omitempty"`
+	// Progress is what a long-running operation last reported while it
+	// waits on its downstream system ("launch running, 3 of 5 VMs up").
+	Progress string `json:"progress,omitempty"`
+	// CancelRequested: a cancel was asked for; it takes effect at the next step.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 // Operation states.

@@ -7,7 +7,9 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
@@ -45,6 +47,33 @@ type Job struct {
 	Credentials func(ctx context.Context, system string) (vault.Credentials, error)
 	// Resource is the existing resource for update, delete and read.
 	Resource *operations.Resource
+	// Checkpoint is what an earlier step saved about the downstream work it
+	// started (nil on the first step): continue that work, never start it again.
+	Checkpoint json.RawMessage
+	// Save stores a checkpoint durably on the operation. Call it as soon
+	// as the downstream system hands back its own id for the work (a launch
+	// request id, an app uuid), before waiting on anything: a crash after
+	// that point resumes the same work.
+	Save func(ctx context.Context, checkpoint any) error
+}
+
+// InProgress is an Execute answer that is neither success nor failure: the
+// downstream work goes on. The orchestrator stores Checkpoint (if set),
+// releases the step's sub-token and worker, and runs the next step after
+// After — on any replica, after any restart.
+type InProgress struct {
+	After      time.Duration
+	Checkpoint any    // saved before the wait, like Job.Save
+	Progress   string // shown on the operation ("launch running")
+}
+
+func (e *InProgress) Error() string {
+	return fmt.Sprintf("in progress (%s); next check in %s", e.Progress, e.After)
+}
+
+// Wait is the InProgress answer: check again after d.
+func Wait(d time.Duration, checkpoint any, progress string) error {
+	return &InProgress{After: d, Checkpoint: checkpoint, Progress: progress}
 }
 
 // Result is what a successful operation leaves behind.

@@ -2,7 +2,9 @@ package operations
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,6 +19,11 @@ type Work struct {
 	Request          []byte
 	SubTokenAccessor string
 	NaturalKey       string
+	// Checkpoint is the executor's durable state of the downstream work it
+	// started (nil before the first): a resumed step continues that work.
+	Checkpoint json.RawMessage
+	// Waiting: the last step ended "in progress"; the next one continues it.
+	Waiting bool
 }
 
 // Load returns everything about an operation.
@@ -26,30 +33,85 @@ func (b *Book) Load(ctx context.Context, id string) (Work, error) {
 		return Work{}, err
 	}
 	w := Work{Operation: op}
-	var req string
-	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor, natural_key FROM operations WHERE id = $1`, id).
-		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor, &w.NaturalKey)
+	var req, checkpoint string
+	var waiting int
+	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor, natural_key, checkpoint_json, waiting FROM operations WHERE id = $1`, id).
+		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor, &w.NaturalKey, &checkpoint, &waiting)
+	w.Waiting = waiting != 0
 	w.Request = []byte(req)
+	if checkpoint != "" {
+		w.Checkpoint = json.RawMessage(checkpoint)
+	}
 	return w, err
 }
 
 // Start marks an operation running (one more attempt). It refuses an
 // operation already in a terminal state, so a job run twice does nothing twice.
+//
+// A step that follows one that ended "in progress" (Wait) continues the
+// same attempt: waiting on a downstream system is not a failure.
 func (b *Book) Start(ctx context.Context, id string) (attempt int, err error) {
 	err = b.st.WriteTx(ctx, func(ctx context.Context, q store.Querier) error {
 		var state string
-		if err := q.QueryRowContext(ctx, `SELECT state, attempts FROM operations WHERE id = $1`, id).Scan(&state, &attempt); err != nil {
+		var waiting int
+		if err := q.QueryRowContext(ctx, `SELECT state, attempts, waiting FROM operations WHERE id = $1`, id).Scan(&state, &attempt, &waiting); err != nil {
 			return fmt.Errorf("operation %s: %w", id, err)
 		}
 		if Terminal(state) {
 			return &TerminalError{ID: id, State: state}
 		}
-		attempt++
-		_, err := q.ExecContext(ctx, `UPDATE operations SET state = $1, attempts = $2, updated_ns = $3 WHERE id = $4`,
+		if waiting == 0 || attempt == 0 {
+			attempt++
+		}
+		_, err := q.ExecContext(ctx, `UPDATE operations SET state = $1, attempts = $2, waiting = 0, updated_ns = $3 WHERE id = $4`,
 			api.OperationRunning, attempt, time.Now().UnixNano(), id)
 		return err
 	})
 	return attempt, err
+}
+
+// SaveCheckpoint stores the executor's handle on the downstream work it
+// started, durably, before anything waits on that work.
+func (b *Book) SaveCheckpoint(ctx context.Context, id string, checkpoint json.RawMessage) error {
+	if !json.Valid(checkpoint) {
+		return fmt.Errorf("operation %s: checkpoint is not JSON", id)
+	}
+	_, err := b.st.DB.ExecContext(ctx, `UPDATE operations SET checkpoint_json = $1, updated_ns = $2 WHERE id = $3`,
+		string(checkpoint), time.Now().UnixNano(), id)
+	return err
+}
+
+// Wait records that a step ended "in progress": the downstream work goes
+// on, progress says how far, and the next step continues this attempt.
+func (b *Book) Wait(ctx context.Context, id, progress string) error {
+	_, err := b.st.DB.ExecContext(ctx, `UPDATE operations SET waiting = 1, progress = $1, error = '', updated_ns = $2 WHERE id = $3`,
+		progress, time.Now().UnixNano(), id)
+	return err
+}
+
+// RequestCancel asks for an unfinished operation of ownerEntityID to be
+// cancelled at its next step. A finished one is a *TerminalError.
+func (b *Book) RequestCancel(ctx context.Context, id, ownerEntityID string) (api.Operation, error) {
+	var op api.Operation
+	err := b.st.WriteTx(ctx, func(ctx context.Context, q store.Querier) error {
+		var entity, state string
+		err := q.QueryRowContext(ctx, `SELECT owner_entity_id, state FROM operations WHERE id = $1`, id).Scan(&entity, &state)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && (ownerEntityID == "" || entity != ownerEntityID)) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if Terminal(state) {
+			return &TerminalError{ID: id, State: state}
+		}
+		if _, err := q.ExecContext(ctx, `UPDATE operations SET cancel_requested = 1, updated_ns = $1 WHERE id = $2`, time.Now().UnixNano(), id); err != nil {
+			return err
+		}
+		op, err = get(ctx, q, id)
+		return err
+	})
+	return op, err
 }
 
 // TerminalError means the operation already ended.

@@ -135,10 +135,12 @@ func get(ctx context.Context, q rowQuerier, id string) (api.Operation, error) {
 	var op api.Operation
 	var created, updated int64
 	var result string
+	var cancel int
 	err := q.QueryRowContext(ctx, `SELECT id, kind, action, target_id, state, attempts, owner_name, bundle, environment,
-		request_id, decision_id, result_json, error, created_ns, updated_ns FROM operations WHERE id = $1`, id).Scan(
+		request_id, decision_id, result_json, error, created_ns, updated_ns, progress, cancel_requested FROM operations WHERE id = $1`, id).Scan(
 		&op.ID, &op.Kind, &op.Action, &op.TargetID, &op.State, &op.Attempts, &op.Owner, &op.Bundle, &op.Environment,
-		&op.RequestID, &op.DecisionID, &result, &op.Error, &created, &updated)
+		&op.RequestID, &op.DecisionID, &result, &op.Error, &created, &updated, &op.Progress, &cancel)
+	op.CancelRequested = cancel != 0
 	if errors.Is(err, sql.ErrNoRows) {
 		return op, ErrNotFound
 	}

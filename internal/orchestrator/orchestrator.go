@@ -44,14 +44,20 @@ type Config struct {
 	Vault     *vault.Session
 	Audit     *audit.AuditChain
 	Executors map[string]executor.Executor // by kind
-	// WorkersPerKind bounds concurrent operations of each kind (default 8).
+	// Settings are each kind's operational limits (the kinds table's, with
+	// the operator's overrides); a kind without an entry gets the defaults below.
+	Settings map[string]api.Settings
+	// WorkersPerKind bounds concurrent operations of a kind without settings (default 8).
 	WorkersPerKind int
-	// OperationTimeout bounds one attempt and the sub-token's lifetime (default 2m).
+	// OperationTimeout bounds one step and its sub-token's lifetime for a
+	// kind without settings (default 2m).
 	OperationTimeout time.Duration
 	// MaxAttempts before a transiently failing operation fails (default 8).
 	MaxAttempts int
+	// Deadline bounds a whole operation of a kind without settings (default 1h).
+	Deadline time.Duration
 	// RescueAfter: a job running this long is presumed abandoned by a dead
-	// process and retried (default OperationTimeout + 1m).
+	// process and retried (default the longest step timeout + 1m).
 	RescueAfter time.Duration
 	// RevokeTimeout bounds an attempt's own revocation of its sub-token
 	// (default 30s); past it the revocation is left to the sweep.
@@ -63,11 +69,12 @@ type Config struct {
 
 // Orchestrator runs operations.
 type Orchestrator struct {
-	cfg    Config
-	insert func(ctx context.Context, args OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-	start  func(ctx context.Context) error
-	stop   func(ctx context.Context) error
-	pool   *pgxpool.Pool
+	cfg      Config
+	insert   func(ctx context.Context, args OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+	retryNow func(ctx context.Context, id int64) (*rivertype.JobRow, error)
+	start    func(ctx context.Context) error
+	stop     func(ctx context.Context) error
+	pool     *pgxpool.Pool
 }
 
 // OperationArgs is the River job: the operation id and nothing secret.
@@ -89,9 +96,10 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 8
 	}
-	if cfg.RescueAfter <= cfg.OperationTimeout {
-		cfg.RescueAfter = cfg.OperationTimeout + time.Minute
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = time.Hour
 	}
+
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 200 * time.Millisecond
 	}
@@ -102,17 +110,27 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	o := &Orchestrator{cfg: cfg}
+	longest := time.Duration(0) // the longest step of the kinds executed here
+	if len(cfg.Executors) == 0 {
+		longest = cfg.OperationTimeout
+	}
+	for kind := range cfg.Executors {
+		longest = max(longest, o.settings(kind).StepTimeout)
+	}
+	if o.cfg.RescueAfter <= longest {
+		o.cfg.RescueAfter = longest + time.Minute
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &operationWorker{o: o})
 	queues := map[string]river.QueueConfig{}
 	for kind := range cfg.Executors {
-		queues[kind] = river.QueueConfig{MaxWorkers: cfg.WorkersPerKind}
+		queues[kind] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
 	}
 	rcfg := &river.Config{
 		Queues:               queues,
 		Workers:              workers,
-		JobTimeout:           cfg.OperationTimeout,
-		RescueStuckJobsAfter: cfg.RescueAfter,
+		JobTimeout:           longest, // each kind's own is the worker's Timeout
+		RescueStuckJobsAfter: o.cfg.RescueAfter,
 		MaxAttempts:          cfg.MaxAttempts,
 		FetchPollInterval:    cfg.PollInterval,
 		FetchCooldown:        min(cfg.PollInterval, 50*time.Millisecond),
@@ -132,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 		o.insert = func(ctx context.Context, a OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 			return c.Insert(ctx, a, opts)
 		}
-		o.start, o.stop = c.Start, c.Stop
+		o.retryNow, o.start, o.stop = c.JobRetry, c.Start, c.Stop
 	case store.DriverPostgres:
 		pool, err := pgxpool.New(ctx, cfg.Store.DSN())
 		if err != nil {
@@ -152,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 		o.insert = func(ctx context.Context, a OperationArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error) {
 			return c.Insert(ctx, a, opts)
 		}
-		o.start, o.stop = c.Start, c.Stop
+		o.retryNow, o.start, o.stop = c.JobRetry, c.Start, c.Stop
 	default:
 		return nil, fmt.Errorf("orchestrator: unsupported store driver %q", cfg.Store.Driver)
 	}
@@ -170,6 +188,24 @@ func migrate[TTx any](ctx context.Context, drv riverdriver.Driver[TTx]) error {
 	return nil
 }
 
+// settings are kind's limits, with the defaults for what it leaves unset.
+func (o *Orchestrator) settings(kind string) api.Settings {
+	s := o.cfg.Settings[kind]
+	if s.Workers <= 0 {
+		s.Workers = o.cfg.WorkersPerKind
+	}
+	if s.StepTimeout <= 0 {
+		s.StepTimeout = o.cfg.OperationTimeout
+	}
+	if s.MaxAttempts <= 0 {
+		s.MaxAttempts = o.cfg.MaxAttempts
+	}
+	if s.Deadline <= 0 {
+		s.Deadline = o.cfg.Deadline
+	}
+	return s
+}
+
 // Handles reports whether this orchestrator can execute operations of kind.
 func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind]; return ok }
 
@@ -177,12 +213,32 @@ func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind
 // enqueueing again (at recovery, or a retried request) never runs it twice.
 func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 	_, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
-		Queue:       op.Kind,
-		MaxAttempts: o.cfg.MaxAttempts,
+		Queue: op.Kind,
+		// The operation counts its own attempts and fails itself first;
+		// River's count also grows with every snooze (a wait).
+		MaxAttempts: o.settings(op.Kind).MaxAttempts + 1,
 		UniqueOpts:  river.UniqueOpts{ByArgs: true},
 	})
 	if err != nil {
 		return fmt.Errorf("enqueue operation %s: %w", op.ID, err)
+	}
+	return nil
+}
+
+// Wake runs an operation's next step now rather than at its scheduled time
+// (a cancel should not wait out a long poll interval). A step already
+// running is left alone: it sees the cancel when it ends.
+func (o *Orchestrator) Wake(ctx context.Context, op api.Operation) error {
+	res, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
+		Queue: op.Kind, MaxAttempts: o.settings(op.Kind).MaxAttempts + 1, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+	if err != nil {
+		return fmt.Errorf("wake operation %s: %w", op.ID, err)
+	}
+	switch res.Job.State {
+	case rivertype.JobStateScheduled, rivertype.JobStateRetryable:
+		if _, err := o.retryNow(ctx, res.Job.ID); err != nil {
+			return fmt.Errorf("wake operation %s: %w", op.ID, err)
+		}
 	}
 	return nil
 }
@@ -241,13 +297,23 @@ type operationWorker struct {
 }
 
 func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs]) error {
-	return w.o.run(ctx, job.Args.OperationID, job.Attempt, job.MaxAttempts)
+	return w.o.run(ctx, job.Args.OperationID)
 }
 
-// run is one attempt at one operation.
-func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempts int) error {
+// Timeout is one step's bound: its kind's step timeout (the queue is the kind).
+func (w *operationWorker) Timeout(job *river.Job[OperationArgs]) time.Duration {
+	return w.o.settings(job.Queue).StepTimeout
+}
+
+// run is one step of one operation: an attempt, or the continuation of
+// one that is waiting on its downstream system.
+//
+// Attempts are the operation's own count (a step that continues a waiting
+// one is not a new attempt), not River's: snoozes count in River's.
+func (o *Orchestrator) run(ctx context.Context, opID string) error {
 	book := o.cfg.Book
-	if _, err := book.Start(ctx, opID); err != nil {
+	attempt, err := book.Start(ctx, opID)
+	if err != nil {
 		var done *operations.TerminalError
 		if errors.As(err, &done) {
 			return nil // finished by an earlier attempt; nothing to do twice
@@ -262,6 +328,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 	if !ok {
 		return o.fail(ctx, w, nil, executor.Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
 	}
+	settings := o.settings(w.Kind)
 	if w.SubTokenAccessor != "" { // a previous attempt died holding one
 		if err := o.revoke(ctx, w, w.SubTokenAccessor, "sub-token of an abandoned attempt revoked"); err != nil {
 			return err
@@ -289,12 +356,12 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		target = &r
 	}
 
-	sub, err := o.mint(ctx, w, purposeOperation, o.cfg.OperationTimeout)
+	sub, err := o.mint(ctx, w, purposeOperation, settings.StepTimeout)
 	if errors.Is(err, errNotRecorded) {
 		return err
 	}
 	if err != nil {
-		return o.retry(ctx, w, executor.Job{Operation: w, Attempt: attempt, Credentials: noCredentials}, maxAttempts, err, func() {})
+		return o.retry(ctx, w, executor.Job{Operation: w, Attempt: attempt, Credentials: noCredentials, Checkpoint: w.Checkpoint}, err, func() {})
 	}
 	// release revokes the sub-token; it runs before the operation is marked
 	// terminal (so "done" implies "no live credential"), and on every
@@ -316,18 +383,61 @@ func (o *Orchestrator) run(ctx context.Context, opID string, attempt, maxAttempt
 		return err // fail closed: no unaudited downstream call
 	}
 
-	j := executor.Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
-		return o.cfg.Vault.ReadCredentials(ctx, sub, system)
-	}}
-	j.Resource = target
+	j := executor.Job{Operation: w, Attempt: attempt, SubTokenAccessor: sub.Accessor, Resource: target, Checkpoint: w.Checkpoint,
+		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
+			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
+		},
+		Save: func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
+	}
+	// A cancelled operation, or one past its kind's deadline, ends here:
+	// compensation runs with this step's sub-token, and the end is audited.
+	if w.CancelRequested {
+		return o.end(ctx, w, exec, j, release, api.OperationCancelled, "operation cancelled at the caller's request")
+	}
+	if deadline := w.CreatedAt.Add(settings.Deadline); time.Now().After(deadline) {
+		return o.fail(ctx, w, exec, j, release, fmt.Errorf("the operation's deadline (%s after it was accepted, for %s) passed at %s",
+			settings.Deadline, w.Kind, deadline.Format(time.RFC3339)))
+	}
 	res, err := exec.Execute(ctx, j)
-	if err != nil {
-		if executor.IsPermanent(err) {
-			return o.fail(ctx, w, exec, j, release, err)
-		}
-		return o.retry(ctx, w, j, maxAttempts, err, release)
+	var waiting *executor.InProgress
+	switch {
+	case errors.As(err, &waiting):
+		return o.wait(ctx, w, release, waiting)
+	case err != nil && executor.IsPermanent(err):
+		return o.fail(ctx, w, exec, j, release, err)
+	case err != nil:
+		return o.retry(ctx, w, j, err, release)
 	}
 	return o.succeed(ctx, w, release, res)
+}
+
+// saveCheckpoint stores an executor's checkpoint on the operation.
+func (o *Orchestrator) saveCheckpoint(ctx context.Context, w operations.Work, checkpoint any) error {
+	raw, err := json.Marshal(checkpoint)
+	if err != nil {
+		return fmt.Errorf("checkpoint of %s: %w", w.ID, err)
+	}
+	return o.cfg.Book.SaveCheckpoint(ctx, w.ID, raw)
+}
+
+// wait ends a step whose downstream work goes on: the checkpoint is
+// stored first, the sub-token revoked, and the job snoozed — River runs it
+// again after the wait without holding a worker or spending an attempt.
+func (o *Orchestrator) wait(ctx context.Context, w operations.Work, release func(), ip *executor.InProgress) error {
+	if ip.Checkpoint != nil {
+		if err := o.saveCheckpoint(ctx, w, ip.Checkpoint); err != nil {
+			return err // not durable: the step is retried, nothing waits on an unrecorded handle
+		}
+	}
+	if err := o.cfg.Book.Wait(ctx, w.ID, truncate(ip.Progress, 300)); err != nil {
+		return err
+	}
+	release()
+	after := ip.After
+	if after <= 0 {
+		after = time.Second
+	}
+	return river.JobSnooze(after)
 }
 
 func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release func(), res executor.Result) error {
@@ -373,26 +483,36 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 
 // fail compensates, then ends the operation with the downstream message.
 func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec executor.Executor, j executor.Job, release func(), cause error) error {
+	return o.end(ctx, w, exec, j, release, api.OperationFailed, cause.Error())
+}
+
+// end compensates, then ends the operation failed or cancelled, audited.
+func (o *Orchestrator) end(ctx context.Context, w operations.Work, exec executor.Executor, j executor.Job, release func(), state, msg string) error {
 	if exec != nil {
 		if err := exec.Compensate(ctx, j); err != nil {
-			// Leave it running: River retries, and compensation runs again.
+			// Leave it running: River retries, and compensation runs again
+			// (nothing it allocated is left behind by giving up).
 			o.cfg.Logger.Error("compensation failed; will retry", "operation_id", w.ID, "error", err)
+			_ = o.cfg.Book.RetryLater(ctx, w.ID, fmt.Errorf("compensation failed, retrying (the operation will end %s): %w", state, err))
 			return fmt.Errorf("compensate %s: %w", w.ID, err)
 		}
 	}
 	release()
-	msg := cause.Error()
-	if err := o.record(ctx, w, "", "operation failed: "+truncate(msg, 400)); err != nil {
+	outcome := "operation failed: " + truncate(msg, 400)
+	if state == api.OperationCancelled {
+		outcome = "operation cancelled; compensation ran"
+	}
+	if err := o.record(ctx, w, "", outcome); err != nil {
 		return err
 	}
-	return o.cfg.Book.Finish(ctx, w.ID, api.OperationFailed, nil, msg)
+	return o.cfg.Book.Finish(ctx, w.ID, state, nil, msg)
 }
 
 // retry records a transient failure and asks River to try again, or fails
 // the operation once attempts are exhausted.
-func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.Job, maxAttempts int, cause error, release func()) error {
+func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.Job, cause error, release func()) error {
 	attempt := j.Attempt
-	if attempt >= maxAttempts {
+	if attempt >= o.settings(w.Kind).MaxAttempts {
 		// Compensation needs this attempt's credentials; without a sub-token
 		// (Vault down) it fails, the job is discarded unfinished, and the
 		// next start-up resumes the operation.
@@ -402,7 +522,8 @@ func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.
 	o.cfg.Logger.Warn("operation attempt failed; retrying", "operation_id", w.ID, "attempt", attempt, "error", cause)
 	var ra *executor.RetryAfterError
 	if errors.As(cause, &ra) && ra.After > 0 {
-		return river.JobSnooze(ra.After)
+		release()
+		return river.JobSnooze(ra.After) // counted: the operation's attempts grew at Start
 	}
 	return cause
 }

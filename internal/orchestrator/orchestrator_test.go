@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -22,7 +23,12 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { testenv.Main(m, &env) }
+func TestMain(m *testing.M) {
+	if os.Getenv("SAS_RESUME_CHILD") == "1" {
+		runResumeChild() // a process TestLongOperationResumesAcrossKills kills
+	}
+	testenv.Main(m, &env)
+}
 
 // scriptedExecutor is a downstream whose outcome per attempt the test
 // chooses; it proves the sub-token works by reading real credentials from

@@ -154,6 +154,17 @@ var migrations = [][]string{
 			kind, action, decision_id, updated_ns + 86400000000000, 0, '', updated_ns, updated_ns
 			FROM operations WHERE subtoken_accessor <> ''`,
 	},
+	// Version 6: long-running operations. An executor's checkpoint (the
+	// downstream system's own handle for the work it started) is kept on the
+	// operation before anything waits on it; waiting marks a step that ended
+	// "in progress" (it is not a failed attempt); a cancel is requested here
+	// and honoured at the next step.
+	6: {
+		`ALTER TABLE operations ADD COLUMN checkpoint_json TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE operations ADD COLUMN progress TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
+	},
 }
 
 // dialectTokens expand the few spots where the engines' SQL differs.
