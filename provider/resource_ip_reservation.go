@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"strings"
@@ -40,9 +39,6 @@ const (
 	ipReservationDeleteTimeout = 10 * time.Minute
 )
 
-// privateIdempotencyKey is the private-state key holding the Idempotency-Key
-// the create was sent with.
-const privateIdempotencyKey = "idempotency_key"
 
 // NewIPReservationResource returns the sas_ip_reservation resource.
 func NewIPReservationResource() resource.Resource { return &IPReservationResource{} }
@@ -216,25 +212,21 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 		ChangeTicket: plan.ChangeTicket.ValueString(),
 	}
 	resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &body.Aliases, false)...)
-	key, err := gatewayclient.NewIdempotencyKey()
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Create IP Reservation", err.Error())
-		return
-	}
-	keyJSON, _ := json.Marshal(key)
-	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateIdempotencyKey, keyJSON)...)
+	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionCreate, body: body, timeout: timeout,
+		attempted: fmt.Sprintf("create IP reservation %s.%s in %s (POST /v1/ip-reservations)", body.Hostname, body.DNSZone, body.Network)}
+	key, diags := m.key(ctx, nil, resp.Private)
+	resp.Diagnostics.Append(diags...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	attempted := fmt.Sprintf("create IP reservation %s.%s in %s (POST /v1/ip-reservations)", body.Hostname, body.DNSZone, body.Network)
-	op, err := r.postCreate(ctx, body, key)
+	op, err := m.submit(ctx, key)
 	if gatewayclient.IsProblem(err, api.ProblemNaturalKeyConflict) {
-		d := gatewayDiagnostic(attempted, err)
+		d := gatewayDiagnostic(m.attempted, err)
 		resp.Diagnostics.AddAttributeError(path.Root("hostname"), d.Summary(), d.Detail())
 		return
 	}
 	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
 		return
 	}
 	// An adopted reservation (this configuration made it before a crash
@@ -247,17 +239,16 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 	plan.nullUnknowns()
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 
-	op, err = r.client.WaitOperation(ctx, op)
-	if err != nil {
-		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "create", err))
-		return
-	}
-	if op.State != api.OperationSucceeded {
+	op, diags = m.wait(ctx, op)
+	if op != nil && gatewayclient.OperationDone(op) && op.State != api.OperationSucceeded {
 		// The orchestrator compensates a failed create: nothing is left behind.
 		resp.State.RemoveResource(ctx)
-		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
+	}
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionCreate)...)
 	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
 	plan.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
 	if op.Result["adopted"] == true {
@@ -268,27 +259,6 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 				"(`terraform state rm`), or destroying either would delete it for both.", body.Hostname, body.DNSZone, plan.ID.ValueString(), plan.ID.ValueString()))
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-}
-
-// postCreate sends the create, and sends it again with the same key when
-// no answer came back (the gateway may have acted): the gateway replays the
-// original operation for a repeated key and body, so this never allocates twice.
-func (r *IPReservationResource) postCreate(ctx context.Context, body api.IPReservationRequest, key string) (*api.Operation, error) {
-	wait := gatewayclient.PollMin
-	for {
-		op, err := r.client.CreateIPReservation(ctx, body, key)
-		var pe *gatewayclient.ProblemError
-		if err == nil || errors.As(err, &pe) {
-			return op, err
-		}
-		tflog.Warn(ctx, "no answer to create; retrying with the same idempotency key", map[string]any{"error": err.Error()})
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(wait*2, gatewayclient.PollMax)
-	}
 }
 
 func (r *IPReservationResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -310,7 +280,7 @@ func (r *IPReservationResource) Read(ctx context.Context, req resource.ReadReque
 			return
 		}
 	}
-	res, err := r.client.IPReservation(ctx, state.ID.ValueString())
+	res, err := r.client.Resource(ctx, api.KindIPReservation, state.ID.ValueString())
 	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
 		tflog.Warn(ctx, "ip reservation gone; removing it from state", map[string]any{"id": state.ID.ValueString()})
 		resp.State.RemoveResource(ctx)
@@ -408,27 +378,25 @@ func (r *IPReservationResource) Update(ctx context.Context, req resource.UpdateR
 		return
 	}
 	id := state.ID.ValueString()
-	attempted := fmt.Sprintf("update IP reservation %s (PATCH /v1/ip-reservations/%s)", id, id)
-	key, err := gatewayclient.NewIdempotencyKey()
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Update IP Reservation", err.Error())
+	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionUpdate, id: id, body: u, timeout: timeout,
+		attempted: fmt.Sprintf("update IP reservation %s (PATCH /v1/ip-reservations/%s)", id, id)}
+	key, diags := m.key(ctx, req.Private, resp.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	op, err := r.client.UpdateIPReservation(ctx, id, u, key)
+	op, err := m.submit(ctx, key)
 	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
 		return
 	}
 	tflog.Info(ctx, "ip reservation update accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
-	op, err = r.client.WaitOperation(ctx, op)
-	if err != nil {
-		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "update", err))
+	op, diags = m.wait(ctx, op)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	if op.State != api.OperationSucceeded {
-		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
-		return
-	}
+	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionUpdate)...)
 	plan.OperationID = types.StringValue(op.ID)
 	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -453,12 +421,14 @@ func (r *IPReservationResource) Delete(ctx context.Context, req resource.DeleteR
 		if state.OperationID.IsNull() {
 			return
 		}
+		pending := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, timeout: timeout,
+			attempted: "finish the create before deleting it"}
 		op, err := r.client.WaitOperation(ctx, &api.Operation{ID: state.OperationID.ValueString(), State: api.OperationPending})
 		if gatewayclient.IsProblem(err, api.ProblemNotFound) {
 			return
 		}
 		if err != nil {
-			resp.Diagnostics.Append(waitDiagnostic("finish the create before deleting it", op, timeout, "delete", err))
+			resp.Diagnostics.Append(pending.waitDiagnostic(op, err))
 			return
 		}
 		if op.State != api.OperationSucceeded {
@@ -467,30 +437,29 @@ func (r *IPReservationResource) Delete(ctx context.Context, req resource.DeleteR
 		state.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
 	}
 	id := state.ID.ValueString()
-	attempted := fmt.Sprintf("delete IP reservation %s (DELETE /v1/ip-reservations/%s)", id, id)
-	key, err := gatewayclient.NewIdempotencyKey()
-	if err != nil {
-		resp.Diagnostics.AddError("Cannot Delete IP Reservation", err.Error())
+	var body any
+	if t := state.ChangeTicket.ValueString(); t != "" {
+		body = api.DeleteRequest{ChangeTicket: t}
+	}
+	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, id: id, body: body, timeout: timeout,
+		attempted: fmt.Sprintf("delete IP reservation %s (DELETE /v1/ip-reservations/%s)", id, id)}
+	key, diags := m.key(ctx, req.Private, resp.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
-	op, err := r.client.DeleteIPReservation(ctx, id, state.ChangeTicket.ValueString(), key)
+	op, err := m.submit(ctx, key)
 	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
 		tflog.Info(ctx, "ip reservation already gone", map[string]any{"id": id})
 		return
 	}
 	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(attempted, err))
+		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
 		return
 	}
 	tflog.Info(ctx, "ip reservation delete accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
-	op, err = r.client.WaitOperation(ctx, op)
-	if err != nil {
-		resp.Diagnostics.Append(waitDiagnostic(attempted, op, timeout, "delete", err))
-		return
-	}
-	if op.State != api.OperationSucceeded {
-		resp.Diagnostics.Append(operationDiagnostic(attempted, op))
-	}
+	_, diags = m.wait(ctx, op)
+	resp.Diagnostics.Append(diags...)
 }
 
 func (r *IPReservationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
@@ -585,39 +554,6 @@ func nonNilStrings(xs []string) []string {
 func stringAttr(attrs map[string]any, key string) string {
 	s, _ := attrs[key].(string)
 	return s
-}
-
-// operationDiagnostic reports an operation that ended without succeeding.
-func operationDiagnostic(attempted string, op *api.Operation) diag.Diagnostic {
-	var b strings.Builder
-	fmt.Fprintf(&b, "While trying to %s, gateway operation %s ended %s after %d attempt(s)", attempted, op.ID, op.State, op.Attempts)
-	if op.Error != "" {
-		fmt.Fprintf(&b, ":\n\n%s", op.Error)
-	}
-	if op.RequestID != "" {
-		fmt.Fprintf(&b, "\n\nRequest id: %s", op.RequestID)
-	}
-	b.WriteString("\n\nThe gateway releases what a failed operation allocated itself. Fix the cause above and apply again; " +
-		"quote the request id to your platform team if it is not clear.")
-	return diag.NewErrorDiagnostic("IP Reservation Operation "+titleCase(op.State), b.String())
-}
-
-// waitDiagnostic reports that waiting for an accepted operation did not end.
-func waitDiagnostic(attempted string, op *api.Operation, timeout time.Duration, action string, err error) diag.Diagnostic {
-	id, st := "", "unknown"
-	if op != nil {
-		id, st = op.ID, op.State
-	}
-	if errors.Is(err, context.DeadlineExceeded) {
-		return diag.NewErrorDiagnostic("Timed Out Waiting for IP Reservation",
-			fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s, but it was still %s after %s.\n\n"+
-				"The operation id is saved in state: Terraform keeps the reservation (tainted, for a create) and the next plan "+
-				"picks up the operation's outcome. Raise `timeouts.%s` if the gateway is busy, or check the operation with "+
-				"GET /v1/operations/%s.", attempted, id, st, timeout, action, id))
-	}
-	return diag.NewErrorDiagnostic("Lost Track of IP Reservation Operation",
-		fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s (last seen %s), but polling it failed:\n\n%v\n\n"+
-			"The operation id is saved in state; the next plan picks up its outcome.", attempted, id, st, err))
 }
 
 // ModifyPlan asks the gateway, at plan time, whether the bound policy

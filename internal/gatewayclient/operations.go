@@ -12,8 +12,6 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
 
-const ipReservationsPath = "/v1/ip-reservations"
-
 // NewIdempotencyKey returns a random key for the Idempotency-Key header:
 // the gateway answers a repeat of the same key and body with the original
 // operation, so a retried mutation never acts twice.
@@ -30,49 +28,6 @@ func idempotencyHeader(key string) http.Header {
 		return nil
 	}
 	return http.Header{api.HeaderIdempotencyKey: []string{key}}
-}
-
-// CreateIPReservation is POST /v1/ip-reservations: the gateway evaluates the
-// policy and answers 202 with the operation that allocates the address.
-func (c *Client) CreateIPReservation(ctx context.Context, req api.IPReservationRequest, idempotencyKey string) (*api.Operation, error) {
-	var op api.Operation
-	if err := c.Do(ctx, http.MethodPost, ipReservationsPath, req, &op, idempotencyHeader(idempotencyKey)); err != nil {
-		return nil, err
-	}
-	return &op, nil
-}
-
-// IPReservation is GET /v1/ip-reservations/{id}. The gateway reads through
-// to Infoblox; a reservation deleted outside sas is a not-found problem.
-func (c *Client) IPReservation(ctx context.Context, id string) (*api.Resource, error) {
-	var r api.Resource
-	if err := c.Do(ctx, http.MethodGet, ipReservationsPath+"/"+url.PathEscape(id), nil, &r, nil); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
-// UpdateIPReservation is PATCH /v1/ip-reservations/{id} (mac, aliases, comment).
-func (c *Client) UpdateIPReservation(ctx context.Context, id string, u api.IPReservationUpdate, idempotencyKey string) (*api.Operation, error) {
-	var op api.Operation
-	if err := c.Do(ctx, http.MethodPatch, ipReservationsPath+"/"+url.PathEscape(id), u, &op, idempotencyHeader(idempotencyKey)); err != nil {
-		return nil, err
-	}
-	return &op, nil
-}
-
-// DeleteIPReservation is DELETE /v1/ip-reservations/{id}; changeTicket is
-// sent only when set (bundles that require one).
-func (c *Client) DeleteIPReservation(ctx context.Context, id, changeTicket, idempotencyKey string) (*api.Operation, error) {
-	var body any
-	if changeTicket != "" {
-		body = api.DeleteRequest{ChangeTicket: changeTicket}
-	}
-	var op api.Operation
-	if err := c.Do(ctx, http.MethodDelete, ipReservationsPath+"/"+url.PathEscape(id), body, &op, idempotencyHeader(idempotencyKey)); err != nil {
-		return nil, err
-	}
-	return &op, nil
 }
 
 // Operation is GET /v1/operations/{id}.

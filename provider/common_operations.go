@@ -1,0 +1,184 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/gatewayclient"
+)
+
+// Every resource changes things the same way, through mutation: an
+// idempotency key kept in private state before the request leaves, the
+// request sent (and re-sent with the same key when no answer came back),
+// the operation id handed to the caller to save in state before waiting,
+// the operation polled with backoff until it ends or the timeout passes,
+// and every failure turned into a diagnostic that says what to do.
+
+// privateState is the framework's private state, as requests and responses carry it.
+type privateState interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
+	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
+}
+
+// storedKey is an idempotency key with the request it was made for.
+type storedKey struct {
+	Key  string `json:"key"`
+	Body string `json:"body"` // SHA-256 of action, id and body
+}
+
+func privateKeyName(action string) string { return "idempotency_key_" + action }
+
+// mutation is one create, update or delete of a kind.
+type mutation struct {
+	client  *gatewayclient.Client
+	kind    string
+	action  string
+	id      string // the resource, for update and delete
+	body    any
+	timeout time.Duration
+	// attempted says, for diagnostics, what was being done.
+	attempted string
+}
+
+// title is the kind as diagnostics name it ("IP Reservation").
+func (m mutation) title() string {
+	k, ok := api.KindByName(m.kind)
+	if !ok {
+		return m.kind
+	}
+	words := strings.Fields(k.Title)
+	for i, w := range words {
+		if strings.ToUpper(w) != w {
+			words[i] = strings.ToUpper(w[:1]) + w[1:]
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// noun is the kind in running text ("IP reservation").
+func (m mutation) noun() string {
+	if k, ok := api.KindByName(m.kind); ok {
+		return k.Title
+	}
+	return m.kind
+}
+
+// key returns the idempotency key for this request: the one private state
+// holds for the very same request (a retry after an interrupted apply gets
+// the gateway's original operation, not a second one), else a new one,
+// written to private state before the request is sent.
+func (m mutation) key(ctx context.Context, prior, next privateState) (string, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	raw, err := json.Marshal(m.body)
+	if err != nil {
+		diags.AddError("Cannot Encode Request", err.Error())
+		return "", diags
+	}
+	sum := sha256.Sum256([]byte(m.action + "\x00" + m.id + "\x00" + string(raw)))
+	want := hex.EncodeToString(sum[:])
+	name := privateKeyName(m.action)
+	if prior != nil {
+		b, d := prior.GetKey(ctx, name)
+		diags.Append(d...)
+		var held storedKey
+		if len(b) > 0 && json.Unmarshal(b, &held) == nil && held.Body == want && held.Key != "" {
+			tflog.Debug(ctx, "reusing the idempotency key of an earlier, unfinished attempt", map[string]any{"action": m.action})
+			return held.Key, diags
+		}
+	}
+	key, err := gatewayclient.NewIdempotencyKey()
+	if err != nil {
+		diags.AddError("Cannot "+titleCase(m.action)+" "+m.title(), err.Error())
+		return "", diags
+	}
+	b, _ := json.Marshal(storedKey{Key: key, Body: want})
+	diags.Append(next.SetKey(ctx, name, b)...)
+	return key, diags
+}
+
+// forget drops the action's key once its operation has ended.
+func forgetKey(ctx context.Context, next privateState, action string) diag.Diagnostics {
+	return next.SetKey(ctx, privateKeyName(action), nil)
+}
+
+// submit sends the request, and sends it again with the same key when no
+// answer came back (the gateway may have acted): a repeated key and body
+// get the original operation, so this never acts twice.
+func (m mutation) submit(ctx context.Context, key string) (*api.Operation, error) {
+	wait := gatewayclient.PollMin
+	for {
+		op, err := m.client.Submit(ctx, m.kind, m.action, m.id, m.body, key)
+		var pe *gatewayclient.ProblemError
+		if err == nil || errors.As(err, &pe) {
+			return op, err
+		}
+		tflog.Warn(ctx, "no answer from the gateway; retrying with the same idempotency key", map[string]any{"action": m.action, "error": err.Error()})
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, gatewayclient.PollMax)
+	}
+}
+
+// wait polls op until it ends; the diagnostics say why it did not succeed.
+func (m mutation) wait(ctx context.Context, op *api.Operation) (*api.Operation, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	op, err := m.client.WaitOperation(ctx, op)
+	if err != nil {
+		diags.Append(m.waitDiagnostic(op, err))
+		return op, diags
+	}
+	if op.State != api.OperationSucceeded {
+		diags.Append(m.endedDiagnostic(op))
+	}
+	return op, diags
+}
+
+// endedDiagnostic reports an operation that ended without succeeding.
+func (m mutation) endedDiagnostic(op *api.Operation) diag.Diagnostic {
+	var b strings.Builder
+	fmt.Fprintf(&b, "While trying to %s, gateway operation %s ended %s after %d attempt(s)", m.attempted, op.ID, op.State, op.Attempts)
+	if op.Error != "" {
+		fmt.Fprintf(&b, ":\n\n%s", op.Error)
+	}
+	if op.RequestID != "" {
+		fmt.Fprintf(&b, "\n\nRequest id: %s", op.RequestID)
+	}
+	b.WriteString("\n\nThe gateway releases what a failed operation allocated itself. Fix the cause above and apply again; " +
+		"quote the request id to your platform team if it is not clear.")
+	return diag.NewErrorDiagnostic(m.title()+" Operation "+titleCase(op.State), b.String())
+}
+
+// waitDiagnostic reports that waiting for an accepted operation did not end.
+func (m mutation) waitDiagnostic(op *api.Operation, err error) diag.Diagnostic {
+	id, st := "", "unknown"
+	if op != nil {
+		id, st = op.ID, op.State
+		if op.Progress != "" {
+			st += " (" + op.Progress + ")"
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return diag.NewErrorDiagnostic("Timed Out Waiting for "+m.title(),
+			fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s, but it was still %s after %s.\n\n"+
+				"The operation id is saved in state: Terraform keeps the %s (tainted, for a create) and the next plan "+
+				"picks up the operation's outcome; the gateway goes on with it meanwhile. Raise `timeouts.%s` if it "+
+				"takes longer, check it with GET /v1/operations/%s, or cancel it with POST /v1/operations/%s/cancel.",
+				m.attempted, id, st, m.timeout, m.noun(), m.action, id, id))
+	}
+	return diag.NewErrorDiagnostic("Lost Track of "+m.title()+" Operation",
+		fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s (last seen %s), but polling it failed:\n\n%v\n\n"+
+			"The operation id is saved in state; the next plan picks up its outcome.", m.attempted, id, st, err))
+}
