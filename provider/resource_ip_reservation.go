@@ -39,7 +39,6 @@ const (
 	ipReservationDeleteTimeout = 10 * time.Minute
 )
 
-
 // NewIPReservationResource returns the sas_ip_reservation resource.
 func NewIPReservationResource() resource.Resource { return &IPReservationResource{} }
 
