@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // WAPI error codes the gateway acts on.
@@ -37,6 +38,8 @@ type APIError struct {
 	Code   string // WAPI code, e.g. Client.Ibap.Data.Conflict; "" when the body was not WAPI JSON
 	Text   string // WAPI "text", or a description of a non-JSON answer
 	Detail string // WAPI "Error", e.g. "AdmConDataError: None (IBDataConflictError: ...)"
+	// RetryAfter is what the grid asked for in Retry-After (429, 503), if anything.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -60,6 +63,9 @@ var titleRE = regexp.MustCompile(`(?is)<title>\s*(.*?)\s*</title>`)
 
 func newAPIError(method, object string, resp *http.Response, raw []byte) *APIError {
 	e := &APIError{Method: method, Object: object, Status: resp.StatusCode}
+	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After")); ok {
+		e.RetryAfter = d
+	}
 	var w struct {
 		Error string `json:"Error"`
 		Code  string `json:"code"`

@@ -270,3 +270,19 @@ func TestOperationInAnotherContextThanItsResourceIsRefused(t *testing.T) {
 		t.Fatalf("the resource is gone: %v", err)
 	}
 }
+
+// A downstream that says when to come back (Retry-After) is asked again no
+// sooner — without holding a worker — and the wait counts as an attempt.
+func TestRetryAfterIsHonoured(t *testing.T) {
+	exec := &scriptedExecutor{outcomes: []error{&executor.RetryAfterError{Err: errors.New("grid busy"), After: 1500 * time.Millisecond}}}
+	r := newRig(t, store.DriverSQLite, exec)
+	start := time.Now()
+	op := r.wait(t, r.submit(t, "busy").ID)
+	if op.State != api.OperationSucceeded || op.Attempts != 2 {
+		t.Fatalf("operation %+v", op)
+	}
+	if took := time.Since(start); took < 1500*time.Millisecond {
+		t.Fatalf("retried after %s; the downstream asked for 1.5s", took)
+	}
+	r.assertAllRevoked(t, exec.accessors)
+}

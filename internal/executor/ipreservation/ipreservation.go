@@ -6,6 +6,7 @@ package ipreservation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -210,10 +211,15 @@ func reservationResult(opID string, h infoblox.Host) executor.Result {
 	}
 }
 
-// classify keeps the downstream message and decides whether retrying helps.
+// classify keeps the downstream message and decides whether retrying helps;
+// a grid that said when to come back (Retry-After) is asked again no sooner.
 func classify(err error) error {
-	if infoblox.IsTransient(err) {
-		return err
+	if !infoblox.IsTransient(err) {
+		return executor.Permanent(err)
 	}
-	return executor.Permanent(err)
+	var apiErr *infoblox.APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+		return &executor.RetryAfterError{Err: err, After: apiErr.RetryAfter}
+	}
+	return err
 }
