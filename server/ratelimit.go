@@ -139,6 +139,7 @@ type addressGuard struct {
 	mu       sync.Mutex
 	admitted map[[32]byte]time.Time // digests of recently admitted tokens
 	floods   map[string]*flood      // by client address
+	ended    []floodSummary         // windows replaced before the flusher saw them
 }
 
 // admittedFor is how long an admitted token bypasses the address limit.
@@ -188,10 +189,14 @@ func (a *addressGuard) admit(token string, now time.Time) {
 func (a *addressGuard) limited(addr string, now time.Time) (record bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f, ok := a.floods[addr]; ok && now.Sub(f.opened) < a.window {
+	f, ok := a.floods[addr]
+	if ok && now.Sub(f.opened) < a.window {
 		f.suppressed++
 		f.last = now
 		return false
+	}
+	if ok && f.suppressed > 0 { // its count must still reach the trail
+		a.ended = append(a.ended, floodSummary{addr: addr, windowOpened: f.opened, last: f.last, suppressed: f.suppressed})
 	}
 	a.floods[addr] = &flood{opened: now, last: now}
 	return true
@@ -209,7 +214,8 @@ type floodSummary struct {
 func (a *addressGuard) closed(now time.Time, final bool) []floodSummary {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out []floodSummary
+	out := a.ended
+	a.ended = nil
 	for addr, f := range a.floods {
 		if !final && now.Sub(f.opened) < a.window {
 			continue
