@@ -4,9 +4,9 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -35,6 +35,10 @@ type SasProviderModel struct {
 	PolicyBundle types.String `tfsdk:"policy_bundle"`
 	Environment  types.String `tfsdk:"environment"`
 	CACertFile   types.String `tfsdk:"ca_cert_file"`
+	VaultAddress types.String `tfsdk:"vault_address"`
+
+	LoginJWT     *jwtLoginModel     `tfsdk:"auth_login_jwt"`
+	LoginAppRole *appRoleLoginModel `tfsdk:"auth_login_approle"`
 }
 
 // ProviderData is what resources and data sources receive in Configure.
@@ -90,7 +94,13 @@ func (p *SasProvider) Schema(_ context.Context, _ provider.SchemaRequest, resp *
 				MarkdownDescription: "PEM file of the CA that signed the gateway's TLS certificate, when it is not in the system pool.",
 				Optional:            true,
 			},
+			"vault_address": schema.StringAttribute{
+				MarkdownDescription: "Vault's address, for the login blocks only (the provider never calls Vault otherwise). " +
+					"Defaults to `VAULT_ADDR`; `VAULT_CACERT` and the other Vault client variables apply.",
+				Optional: true,
+			},
 		},
+		Blocks: loginBlocks(),
 	}
 }
 
@@ -119,13 +129,17 @@ func (p *SasProvider) Configure(ctx context.Context, req provider.ConfigureReque
 			"The provider needs the sas gateway's URL. Set `address` in the provider block or the SAS_ADDR environment variable "+
 				"(`sas-server dev --env-file` writes it for the local stack).")
 	}
-	token, source, err := resolveToken(cfg)
-	if err != nil {
+	token, source, err := resolveToken(ctx, cfg, firstNonEmpty(cfg.VaultAddress.ValueString(), os.Getenv("VAULT_ADDR")))
+	switch {
+	case errors.Is(err, errLogin):
+		resp.Diagnostics.AddAttributeError(path.Root(source), "Vault Login Refused", err.Error()+
+			"\n\nCheck the role's bound audience, claims and issuer (JWT), or the role id and secret id (AppRole), with your Vault operator.")
+	case err != nil:
 		resp.Diagnostics.AddAttributeError(path.Root(source), "Invalid Token Setting", err.Error())
-	} else if token == "" {
+	case token == "":
 		resp.Diagnostics.AddAttributeError(path.Root("token"), "Missing Vault Token",
-			"The gateway only accepts an ephemeral Vault token. Set `token` or `token_file` in the provider block, or VAULT_TOKEN, "+
-				"or log in with `vault login` (which writes ~/.vault-token).")
+			"The gateway only accepts an ephemeral Vault token. Set `token` or `token_file` in the provider block, log in with an "+
+				"`auth_login_jwt` or `auth_login_approle` block, or set VAULT_TOKEN, or log in with `vault login` (which writes ~/.vault-token).")
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -158,36 +172,6 @@ func (p *SasProvider) Configure(ctx context.Context, req provider.ConfigureReque
 	}
 	resp.DataSourceData = data
 	resp.ResourceData = data
-}
-
-// resolveToken returns the token and the setting it came from, in order:
-// token, token_file, VAULT_TOKEN, ~/.vault-token.
-func resolveToken(cfg SasProviderModel) (token, source string, err error) {
-	tok, file := cfg.Token.ValueString(), cfg.TokenFile.ValueString()
-	switch {
-	case tok != "" && file != "":
-		return "", "token_file", fmt.Errorf("`token` and `token_file` are both set; set only one")
-	case tok != "":
-		return strings.TrimSpace(tok), "token", nil
-	case file != "":
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", "token_file", fmt.Errorf("cannot read token_file: %v", err)
-		}
-		if strings.TrimSpace(string(b)) == "" {
-			return "", "token_file", fmt.Errorf("token_file %s is empty", file)
-		}
-		return strings.TrimSpace(string(b)), "token_file", nil
-	}
-	if v := os.Getenv("VAULT_TOKEN"); v != "" {
-		return strings.TrimSpace(v), "token", nil
-	}
-	if home, err := os.UserHomeDir(); err == nil {
-		if b, err := os.ReadFile(filepath.Join(home, ".vault-token")); err == nil {
-			return strings.TrimSpace(string(b)), "token", nil
-		}
-	}
-	return "", "token", nil
 }
 
 func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {

@@ -257,3 +257,34 @@ func prefixed(prefix string, names []string) []string {
 	}
 	return out
 }
+
+// JWTRoleData is a JWT auth role whose tokens the gateway admits: service
+// tokens with an explicit max TTL (never periodic, never use-limited), an
+// entity per value of userClaim (so ownership follows that claim), the
+// bundles' policies, audience and boundClaims required.
+func JWTRoleData(userClaim, audience string, boundClaims map[string]any, bundles []string, maxTTL time.Duration) map[string]any {
+	data := map[string]any{
+		"role_type":              "jwt",
+		"user_claim":             userClaim,
+		"bound_audiences":        []string{audience},
+		"token_policies":         prefixed(BundlePolicyPrefix, bundles),
+		"token_type":             "service",
+		"token_ttl":              int((maxTTL / 2).Seconds()),
+		"token_explicit_max_ttl": int(maxTTL.Seconds()),
+	}
+	if len(boundClaims) > 0 {
+		data["bound_claims"] = boundClaims
+	}
+	return data
+}
+
+// AppRoleData is an AppRole for a CI pipeline whose tokens the gateway admits.
+func AppRoleData(bundles []string, maxTTL time.Duration) map[string]any {
+	return map[string]any{
+		"token_policies":         prefixed(BundlePolicyPrefix, bundles),
+		"token_type":             "service",
+		"token_ttl":              int((maxTTL / 2).Seconds()),
+		"token_explicit_max_ttl": int(maxTTL.Seconds()),
+		"secret_id_ttl":          int((24 * time.Hour).Seconds()),
+	}
+}
