@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"fmt"
 	"os"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/statecheck"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 )
 
@@ -116,4 +118,55 @@ func writeFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// HCP Terraform gives a run's plan and apply phases different workload
+// tokens (different sub claims). With the workspace's role (user claim: the
+// workspace id) both are one Vault entity, so the plan reads what the apply
+// made; another workspace's token sees nothing of it and cannot touch it.
+func TestAccLogin_hcpWorkspacePhasesAreOneOwner(t *testing.T) {
+	sim := env.StartInfoblox(t)
+	gw := env.StartGateway(t)
+	iss := env.JWTIssuer(t)
+	env.WorkspaceRole(t, "tfc-network", "acme", "infra", "network", "fedramp_sbx_default")
+	env.WorkspaceRole(t, "tfc-other", "acme", "infra", "other", "fedramp_sbx_default")
+	apply := iss.WorkspaceToken(t, "acme", "infra", "network", "ws-NETWORK1", "apply")
+	plan := iss.WorkspaceToken(t, "acme", "infra", "network", "ws-NETWORK1", "plan")
+	other := iss.WorkspaceToken(t, "acme", "infra", "other", "ws-OTHER22", "apply")
+
+	// Vault itself maps both phases to one entity, and the other workspace to another.
+	entity := func(role, jwt string) string {
+		s, err := env.Admin().Logical().Write("auth/jwt/login", map[string]any{"role": role, "jwt": jwt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Auth.EntityID
+	}
+	if a, p, o := entity("tfc-network", apply), entity("tfc-network", plan), entity("tfc-other", other); a != p || a == o || a == "" {
+		t.Fatalf("entities: apply %s, plan %s, other workspace %s", a, p, o)
+	}
+	// Another workspace's token fails its own role's bound claims for this workspace.
+	if _, err := env.Admin().Logical().Write("auth/jwt/login", map[string]any{"role": "tfc-network", "jwt": other}); err == nil {
+		t.Fatal("the other workspace's token logged in with this workspace's role")
+	}
+
+	config := func(role, jwt string) string {
+		return loginConfig(gw.URL, env.VaultAddr, "  auth_login_jwt {\n    role = \""+role+"\"\n    jwt  = \""+jwt+"\"\n  }\n") +
+			ipReservationConfig("ws-01", "made by the apply phase")
+	}
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkSimulatorHoldsNoHosts(sim),
+		Steps: []resource.TestStep{
+			{Config: config("tfc-network", apply)},                                         // the apply phase makes it
+			{Config: config("tfc-network", plan), PlanOnly: true},                          // the plan phase sees it as it is: no changes
+			{Config: config("tfc-other", other), PlanOnly: true, ExpectNonEmptyPlan: true}, // invisible to another workspace
+			{Config: config("tfc-network", apply), Check: func(*terraform.State) error { // still there, still the workspace's
+				if n := len(sim.Hosts()); n != 1 {
+					return fmt.Errorf("%d hosts after another workspace's plan", n)
+				}
+				return nil
+			}},
+		},
+	})
 }

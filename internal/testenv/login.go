@@ -100,6 +100,29 @@ func (e *Env) JWTRole(t testing.TB, name, userClaim string, boundClaims map[stri
 	}
 }
 
+// WorkspaceRole creates the JWT role an operator makes for one HCP
+// Terraform workspace (vaultsetup.WorkspaceRoleData), bound to this
+// issuer's audience.
+func (e *Env) WorkspaceRole(t testing.TB, name, organization, project, workspace string, bundles ...string) {
+	t.Helper()
+	data := vaultsetup.WorkspaceRoleData(JWTAudience, organization, project, workspace, bundles)
+	if _, err := e.admin.Logical().WriteWithContext(context.Background(), "auth/jwt/role/"+name, data); err != nil {
+		t.Fatalf("testenv: workspace role %s: %v", name, err)
+	}
+}
+
+// WorkspaceToken is the workload identity token HCP Terraform gives one
+// run phase ("plan" or "apply") of a workspace, with its claims.
+func (i *JWTIssuer) WorkspaceToken(t testing.TB, organization, project, workspace, workspaceID, phase string) string {
+	t.Helper()
+	return i.Sign(t, map[string]any{
+		"sub":                         fmt.Sprintf("organization:%s:project:%s:workspace:%s:run_phase:%s", organization, project, workspace, phase),
+		"terraform_organization_name": organization, "terraform_project_name": project,
+		"terraform_workspace_name": workspace, "terraform_workspace_id": workspaceID,
+		"terraform_run_phase": phase, "terraform_run_id": "run-" + phase,
+	}, 10*time.Minute)
+}
+
 // AppRole creates an AppRole for a CI pipeline bound to bundles (tokens the
 // gateway admits) and returns its role id and a fresh secret id.
 func (e *Env) AppRole(t testing.TB, name string, bundles ...string) (roleID, secretID string) {

@@ -288,3 +288,22 @@ func AppRoleData(bundles []string, maxTTL time.Duration) map[string]any {
 		"secret_id_ttl":          int((24 * time.Hour).Seconds()),
 	}
 }
+
+// HCPAudience is the audience HCP Terraform's workload identity tokens
+// carry for Vault by default (TFC_WORKLOAD_IDENTITY_AUDIENCE).
+const HCPAudience = "vault.workload.identity"
+
+// WorkspaceRoleData is the JWT role an operator creates for one HCP
+// Terraform workspace. Its user claim is the workspace, not the run phase:
+// plan and apply get tokens with different subjects
+// (…:run_phase:plan / …:run_phase:apply) but the same terraform_workspace_id,
+// so both act as one Vault entity — what a plan reads, the apply may
+// change, and no other workspace may. Organization, project and workspace
+// are bound claims.
+func WorkspaceRoleData(audience, organization, project, workspace string, bundles []string) map[string]any {
+	return JWTRoleData("terraform_workspace_id", audience, map[string]any{
+		"terraform_organization_name": organization,
+		"terraform_project_name":      project,
+		"terraform_workspace_name":    workspace,
+	}, bundles, time.Hour)
+}

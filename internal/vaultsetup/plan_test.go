@@ -1,6 +1,7 @@
 package vaultsetup
 
 import (
+	"encoding/json"
 	"flag"
 	"os"
 	"strings"
@@ -29,7 +30,7 @@ Run these as a Vault administrator. Every step is idempotent.
 
 `
 
-const guideFooter = `## Hand the gateway its AppRole
+var guideFooter = `## Hand the gateway its AppRole
 
 ` + "```sh" + `
 vault read -field=role_id auth/approle/role/sas-gateway/role-id          # -> SAS_VAULT_ROLE_ID
@@ -46,6 +47,22 @@ vault kv put sas/sbx/calm username=... password=...
 Neither the gateway's token nor any caller token can read them: only the
 per-operation sub-tokens minted through ` + "`sas-exec-<env>`" + ` can.
 
+## HCP Terraform workspaces
+
+One JWT role per workspace (` + "`vault write auth/jwt/config oidc_discovery_url=https://app.terraform.io bound_issuer=https://app.terraform.io`" + `
+once). The user claim is the workspace id, so a run's plan and apply phases
+(different ` + "`sub`" + ` claims) are one Vault entity, and one owner in sas:
+
+` + "```sh" + `
+vault write auth/jwt/role/tfc-acme-infra-network - <<'JSON'
+` + jsonIndent(WorkspaceRoleData(HCPAudience, "acme", "infra", "network", []string{"fedramp_sbx_default"})) + `
+JSON
+` + "```" + `
+
+In the workspace, set ` + "`TFC_WORKLOAD_IDENTITY_AUDIENCE=" + HCPAudience + "`" + ` and give the
+provider ` + "`auth_login_jwt { role = \"tfc-acme-infra-network\" }`" + `: it reads the
+run's token from ` + "`TFC_WORKLOAD_IDENTITY_TOKEN`" + `.
+
 ## Caller tokens the gateway admits
 
 Whatever auth method your users and pipelines log in with (OIDC, JWT, AppRole,
@@ -56,6 +73,11 @@ a token role), configure its roles so their tokens are what the gateway admits
 token roles need ` + "`allowed_entity_aliases`" + `), and ` + "`token_bound_cidrs`" + ` only with the
 addresses the callers really connect to the gateway from.
 `
+
+func jsonIndent(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
 
 func guide() string {
 	return guideHeader + Markdown(Plan(DefaultOptions())) + guideFooter
