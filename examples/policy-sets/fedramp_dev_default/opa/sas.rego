@@ -1,0 +1,179 @@
+# Generated from policy bundle fedramp_dev_default (revision 2025.06.1) by `make docs`; do not edit.
+#
+# Denies a plan whose sas_* resources the gateway's bundle fedramp_dev_default would
+# refuse: the provider's environment, networks, DNS zones, blueprints,
+# modules and limits. The gateway decides again at apply; this makes a
+# workspace fail at plan, in HCP Terraform's policy check, for the same reasons.
+package terraform.policies.sas
+
+import rego.v1
+
+bundle := {
+  "name": "fedramp_dev_default",
+  "revision": "2025.06.1",
+  "environments": [
+    "dev",
+    "sbx"
+  ],
+  "networks": {
+    "dev-app": {
+      "cidr": "10.20.0.0/24",
+      "environments": [
+        "dev"
+      ]
+    },
+    "dev-ci": {
+      "cidr": "10.20.8.0/22",
+      "environments": [
+        "dev"
+      ]
+    },
+    "dev-data": {
+      "cidr": "10.20.1.0/24",
+      "environments": [
+        "dev"
+      ]
+    },
+    "sbx-app": {
+      "cidr": "10.10.0.0/24",
+      "environments": [
+        "sbx"
+      ]
+    },
+    "sbx-data": {
+      "cidr": "10.10.1.0/24",
+      "environments": [
+        "sbx"
+      ]
+    }
+  },
+  "zones": {
+    "dev.example.internal": [
+      "dev"
+    ],
+    "sbx.example.internal": [
+      "sbx"
+    ]
+  },
+  "blueprints": [
+    "k8s-worker-pool-dev",
+    "linux-vm-dev",
+    "linux-vm-sandbox",
+    "postgres-dev",
+    "web-stack-sandbox"
+  ],
+  "modules": {
+    "database/postgres-replica": [
+      "0.9.0",
+      "1.0.0"
+    ],
+    "dns/cname-record": [
+      "1.2.0",
+      "1.3.0"
+    ],
+    "network/load-balancer": [
+      "3.0.0"
+    ],
+    "network/security-group": [
+      "1.4.0",
+      "1.5.2"
+    ],
+    "storage/object-bucket": [
+      "2.0.1",
+      "2.1.0"
+    ]
+  },
+  "max_vcpus": 8,
+  "max_memory_gib": 32,
+  "max_disk_gib": 500,
+  "max_aliases": 5
+}
+
+plan := object.get(input, "plan", input)
+
+environment := env if {
+	env := plan.configuration.provider_config.sas.expressions.environment.constant_value
+} else := ""
+
+changes contains rc if {
+	some rc in plan.resource_changes
+	startswith(rc.type, "sas_")
+	some action in rc.change.actions
+	action in {"create", "update"}
+}
+
+deny contains msg if {
+	count(changes) > 0
+	not environment in bundle.environments
+	msg := sprintf("bundle %s allows environments %v; the sas provider is configured for %q", [bundle.name, bundle.environments, environment])
+}
+
+env_networks[name] := n if {
+	some name, n in bundle.networks
+	environment in n.environments
+}
+
+network_allowed(network) if env_networks[network]
+
+network_allowed(network) if {
+	contains(network, "/")
+	some _, n in env_networks
+	net.cidr_contains(n.cidr, network)
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type in {"sas_ip_reservation", "sas_calm_app"}
+	network := rc.change.after.network
+	is_string(network)
+	not network_allowed(network)
+	msg := sprintf("%s: bundle %s allows networks %v in %s; %q is neither one of them nor inside one", [rc.address, bundle.name, object.keys(env_networks), environment, network])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_ip_reservation"
+	zone := rc.change.after.dns_zone
+	not environment in object.get(bundle.zones, zone, [])
+	msg := sprintf("%s: DNS zone %q is not one bundle %s allows in %s", [rc.address, zone, bundle.name, environment])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_ip_reservation"
+	aliases := object.get(rc.change.after, "aliases", [])
+	is_array(aliases)
+	count(aliases) > bundle.max_aliases
+	msg := sprintf("%s: at most %d aliases under bundle %s", [rc.address, bundle.max_aliases, bundle.name])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	not rc.change.after.blueprint in bundle.blueprints
+	msg := sprintf("%s: blueprint %q is not in bundle %s's catalog %v", [rc.address, rc.change.after.blueprint, bundle.name, bundle.blueprints])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	some field, limit in {"vcpus": bundle.max_vcpus, "memory_gib": bundle.max_memory_gib, "disk_gib": bundle.max_disk_gib}
+	rc.change.after.size[field] > limit
+	msg := sprintf("%s: size.%s %d is above bundle %s's limit of %d", [rc.address, field, rc.change.after.size[field], bundle.name, limit])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_module_run"
+	not bundle.modules[rc.change.after.module]
+	msg := sprintf("%s: module %q is not in bundle %s's catalog %v", [rc.address, rc.change.after.module, bundle.name, object.keys(bundle.modules)])
+}
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_module_run"
+	v := object.get(rc.change.after, "version", "")
+	v != ""
+	not v in object.get(bundle.modules, rc.change.after.module, [v])
+	msg := sprintf("%s: module %s has versions %v in bundle %s, not %q", [rc.address, rc.change.after.module, bundle.modules[rc.change.after.module], bundle.name, v])
+}

@@ -1,0 +1,12 @@
+# Generated from policy bundle fedramp_prod_restricted (revision 2025.06.1) by `make docs`; do not edit.
+mock "tfplan/v2" {
+  module {
+    source = "mock-tfplan-pass.sentinel"
+  }
+}
+
+test {
+  rules = {
+    main = true
+  }
+}
