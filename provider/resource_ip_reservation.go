@@ -590,7 +590,13 @@ func (r *IPReservationResource) ModifyPlan(ctx context.Context, req resource.Mod
 		return
 	}
 	if plan.MAC.Equal(state.MAC) && plan.Comment.Equal(state.Comment) && plan.Aliases.Equal(state.Aliases) {
-		return // nothing the gateway would be asked to change
+		// Nothing the gateway would be asked to change: no new operation
+		// either, so operation_id keeps its value (an import, or a change of
+		// change_ticket or timeouts alone, plans no update of it).
+		if plan.OperationID.IsUnknown() {
+			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("operation_id"), state.OperationID)...)
+		}
+		return
 	}
 	body := map[string]any{"comment": plan.Comment.ValueString(), "mac": plan.MAC.ValueString(), "aliases": nonNil(aliases)}
 	if t := plan.ChangeTicket.ValueString(); t != "" {

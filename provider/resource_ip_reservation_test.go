@@ -431,3 +431,27 @@ func checkSimulatorHolds(sim *siminfoblox.Server, n int, comment string) resourc
 		return nil
 	}
 }
+
+// An import block (Terraform ≥ 1.5, OpenTofu) imports a reservation with a
+// plan that changes nothing, when the configuration matches it.
+func TestAccIPReservation_importBlock(t *testing.T) {
+	sim := env.StartInfoblox(t)
+	gw := env.StartGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "acc-import-block", Bundles: []string{sbxBundle}})
+	config := providerConfig(gw.URL, tok) + `
+resource "sas_ip_reservation" "test" {
+  network  = "sbx-app"
+  hostname = "imp-01"
+  dns_zone = "sbx.example.internal"
+  comment  = "to be imported"
+}
+`
+	resource.Test(t, resource.TestCase{
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             checkSimulatorHoldsNoHosts(sim),
+		Steps: []resource.TestStep{
+			{Config: config},
+			{Config: config, ResourceName: "sas_ip_reservation.test", ImportState: true, ImportStateKind: resource.ImportBlockWithID},
+		},
+	})
+}
