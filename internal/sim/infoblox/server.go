@@ -294,10 +294,11 @@ func (s *Server) Start(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("infoblox simulator: listen: %w", err)
 	}
-	s.httpSrv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = srv
 	s.baseURL = "http://" + ln.Addr().String() + "/wapi/v" + APIVersion
-	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	go func() { // srv, not s.httpSrv: Close clears that field
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve failed", "error", err)
 		}
 	}()
