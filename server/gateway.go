@@ -157,7 +157,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("orchestrator: %w", err)
 	}
 	go g.resumeStalled(ctx)
-	go g.recordFloodsEvery(ctx, min(10*time.Second, g.cfg.FloodWindow/2))
+	go runEvery(ctx, min(10*time.Second, g.cfg.FloodWindow/2), func() { g.recordFloods(ctx, false) })
 	return nil
 }
 
@@ -170,24 +170,31 @@ func (g *Gateway) resumeStalled(ctx context.Context) {
 	if every <= 0 {
 		every = 30 * time.Second
 	}
-	t := time.NewTicker(every)
+	runEvery(ctx, every, func() {
+		g.orch.Sweep(ctx)
+		ops, err := g.ops.Unfinished(ctx)
+		if err != nil {
+			g.cfg.Logger.Warn("resume stalled operations", "error", err)
+			return
+		}
+		for _, w := range ops {
+			if err := g.orch.Enqueue(ctx, w.Operation); err != nil {
+				g.cfg.Logger.Warn("re-enqueue operation", "operation_id", w.ID, "error", err)
+			}
+		}
+	})
+}
+
+// runEvery calls f every d until ctx ends.
+func runEvery(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			g.orch.Sweep(ctx)
-			ops, err := g.ops.Unfinished(ctx)
-			if err != nil {
-				g.cfg.Logger.Warn("resume stalled operations", "error", err)
-				continue
-			}
-			for _, w := range ops {
-				if err := g.orch.Enqueue(ctx, w.Operation); err != nil {
-					g.cfg.Logger.Warn("re-enqueue operation", "operation_id", w.ID, "error", err)
-				}
-			}
+			f()
 		}
 	}
 }

@@ -387,19 +387,26 @@ func resourceView(r operations.Resource) api.Resource {
 }
 
 func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
-	c := callerFrom(r.Context())
+	if op, ok := g.callerOperation(w, r); ok {
+		writeJSON(w, http.StatusOK, op)
+	}
+}
+
+// callerOperation loads the caller's operation named by the path, or
+// answers why not (an id that cannot be one, or none of the caller's).
+func (g *Gateway) callerOperation(w http.ResponseWriter, r *http.Request) (api.Operation, bool) {
 	id := muxVar(r, "id")
 	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
 	if !api.ValidID(id) {
 		writeError(w, r, api.Invalid("path:id", "%s is not an operation id (letters, digits, '_' and '-', at most 64)", api.Quote(truncate(id, 64))))
-		return
+		return api.Operation{}, false
 	}
-	op, err := g.ops.Get(r.Context(), id, c.EntityID)
+	op, err := g.ops.Get(r.Context(), id, callerFrom(r.Context()).EntityID)
 	if err != nil {
 		writeError(w, r, err)
-		return
+		return op, false
 	}
-	writeJSON(w, http.StatusOK, op)
+	return op, true
 }
 
 // cancelOperation is POST /v1/operations/{id}/cancel: the caller's own
@@ -407,18 +414,11 @@ func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
 // runs the executor's compensation and ends it cancelled, audited. A step
 // already running finishes first (and may finish the operation).
 func (g *Gateway) cancelOperation(w http.ResponseWriter, r *http.Request) {
-	c := callerFrom(r.Context())
-	id := muxVar(r, "id")
-	note(r, func(rec *audit.Record) { rec.TargetID = truncate(id, 64) })
-	if !api.ValidID(id) {
-		writeError(w, r, api.Invalid("path:id", "%s is not an operation id (letters, digits, '_' and '-', at most 64)", api.Quote(truncate(id, 64))))
+	op, ok := g.callerOperation(w, r)
+	if !ok {
 		return
 	}
-	op, err := g.ops.Get(r.Context(), id, c.EntityID)
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
+	id := op.ID
 	finished := func(state string) {
 		writeProblem(w, r, api.Problem{Type: api.ProblemOperationDone, Title: "Operation already finished", Status: http.StatusConflict,
 			Detail: fmt.Sprintf("operation %s already %s; there is nothing to cancel", id, state)})
@@ -435,7 +435,7 @@ func (g *Gateway) cancelOperation(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := detached(r.Context())
 	defer cancel()
-	op, err = g.ops.RequestCancel(ctx, id, c.EntityID)
+	op, err := g.ops.RequestCancel(ctx, id, callerFrom(r.Context()).EntityID)
 	var done *operations.TerminalError
 	if errors.As(err, &done) { // it finished in between
 		g.auditFollowUp(ctx, r, http.StatusConflict, "cancel not applied: operation already "+done.State)

@@ -259,20 +259,6 @@ func (g *Gateway) recordFloods(ctx context.Context, final bool) {
 	}
 }
 
-// recordFloodsEvery runs recordFloods until ctx ends.
-func (g *Gateway) recordFloodsEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			g.recordFloods(ctx, false)
-		}
-	}
-}
-
 // clientAddr is the request's TCP peer. No forwarding header is trusted:
 // behind a proxy, every caller shares the proxy's address.
 func clientAddr(r *http.Request) netip.Addr {

@@ -69,6 +69,14 @@ const reFQDN = `^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}
 var changeTicket = Field{Name: "change_ticket", Type: TypeString, Rule: ruleTicket,
 	Description: "Change ticket id (e.g. `CHG0012345`) for bundles that require one (`fedramp_prod_restricted`)."}
 
+// The fields an IP reservation may change in place, in its create and its update.
+var (
+	iprMAC     = Field{Name: "mac", Type: TypeString, Rule: ruleMAC, Mutable: true, Description: "MAC address of the host's interface."}
+	iprAliases = Field{Name: "aliases", Type: TypeStrings, Rule: ruleAlias, Max: 20, Unique: true, Mutable: true, Normalize: strings.ToLower,
+		Description: "Extra DNS names (FQDNs) for the host."}
+	iprComment = Field{Name: "comment", Type: TypeString, Rule: ruleComment, Mutable: true, Description: "Free text stored on the host record."}
+)
+
 var ipReservationKind = &Kind{
 	Name: KindIPReservation, Path: "ip-reservations", Title: "IP reservation",
 	Description: "An Infoblox host record: the next free address in a network and its DNS name.",
@@ -83,10 +91,7 @@ var ipReservationKind = &Kind{
 				Normalize:   func(s string) string { return strings.TrimSuffix(strings.ToLower(s), ".") },
 				Description: "DNS zone the bundle allows in the environment, e.g. `sbx.example.internal`."},
 			{Name: "dns_view", Type: TypeString, Rule: ruleView, Description: "Infoblox DNS view (default `default`)."},
-			{Name: "mac", Type: TypeString, Rule: ruleMAC, Mutable: true, Description: "MAC address of the host's interface."},
-			{Name: "aliases", Type: TypeStrings, Rule: ruleAlias, Max: 20, Unique: true, Mutable: true, Normalize: strings.ToLower,
-				Description: "Extra DNS names (FQDNs) for the host."},
-			{Name: "comment", Type: TypeString, Rule: ruleComment, Mutable: true, Description: "Free text stored on the host record."},
+			iprMAC, iprAliases, iprComment,
 			changeTicket,
 		},
 		Check: func(v any, f *fieldErrors) {
@@ -97,14 +102,8 @@ var ipReservationKind = &Kind{
 		},
 	},
 	Update: Body{
-		New: func() Validator { return &IPReservationUpdate{} },
-		Fields: []Field{
-			{Name: "mac", Type: TypeString, Rule: ruleMAC, Mutable: true, Description: "New MAC address."},
-			{Name: "aliases", Type: TypeStrings, Rule: ruleAlias, Max: 20, Unique: true, Mutable: true, Normalize: strings.ToLower,
-				Description: "New set of extra DNS names."},
-			{Name: "comment", Type: TypeString, Rule: ruleComment, Mutable: true, Description: "New comment."},
-			changeTicket,
-		},
+		New:    func() Validator { return &IPReservationUpdate{} },
+		Fields: []Field{iprMAC, iprAliases, iprComment, changeTicket}, // the mutable fields, as the create has them
 		Check: func(v any, f *fieldErrors) {
 			if r := v.(*IPReservationUpdate); r.MAC == nil && r.Aliases == nil && r.Comment == nil {
 				f.add("", "nothing to update; send at least one of mac, aliases, comment")
