@@ -80,7 +80,7 @@ func Files(bundles []policy.BundleInfo) (map[string][]byte, error) {
 		}
 		for name, tmpl := range templates {
 			var buf bytes.Buffer
-			if err := tmpl.Execute(&buf, map[string]any{"B": d, "JSON": string(js), "Header": header(d)}); err != nil {
+			if err := tmpl.Execute(&buf, map[string]any{"B": d, "JSON": string(js), "Header": header(d), "Case": caseOf[name]}); err != nil {
 				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			out[filepath.Join(b.Name, name)] = buf.Bytes()
@@ -110,15 +110,34 @@ func header(d bundleData) string {
 	return fmt.Sprintf("Generated from policy bundle %s (revision %s) by `make docs`; do not edit.", d.Name, d.Revision)
 }
 
+// sentinelCase is one Sentinel test: its mock plan and the verdict expected.
+type sentinelCase struct {
+	Mock, Comment, Resource, Zone string
+	Main                          bool
+}
+
+var (
+	passCase = sentinelCase{Mock: "mock-tfplan-pass.sentinel", Comment: "A plan creating one reservation the bundle allows.",
+		Resource: "sas_ip_reservation.ok", Main: true}
+	failCase = sentinelCase{Mock: "mock-tfplan-fail.sentinel", Comment: "A plan creating one reservation in a zone no bundle environment allows.",
+		Resource: "sas_ip_reservation.denied", Zone: "not-allowed.example.internal"}
+)
+
+// caseOf is the Sentinel test a generated file belongs to (zero for the others).
+var caseOf = map[string]sentinelCase{
+	"sentinel/test/sas/pass.hcl": passCase, "sentinel/test/sas/mock-tfplan-pass.sentinel": passCase,
+	"sentinel/test/sas/fail.hcl": failCase, "sentinel/test/sas/mock-tfplan-fail.sentinel": failCase,
+}
+
 var templates = map[string]*template.Template{
 	"opa/policies.hcl":                            tmpl(opaPoliciesHCL),
 	"opa/sas.rego":                                tmpl(opaRego),
 	"sentinel/sentinel.hcl":                       tmpl(sentinelHCL),
 	"sentinel/sas.sentinel":                       tmpl(sentinelPolicy),
-	"sentinel/test/sas/pass.hcl":                  tmpl(sentinelPass),
-	"sentinel/test/sas/fail.hcl":                  tmpl(sentinelFail),
-	"sentinel/test/sas/mock-tfplan-pass.sentinel": tmpl(sentinelMockPass),
-	"sentinel/test/sas/mock-tfplan-fail.sentinel": tmpl(sentinelMockFail),
+	"sentinel/test/sas/pass.hcl":                  tmpl(sentinelTest),
+	"sentinel/test/sas/fail.hcl":                  tmpl(sentinelTest),
+	"sentinel/test/sas/mock-tfplan-pass.sentinel": tmpl(sentinelMock),
+	"sentinel/test/sas/mock-tfplan-fail.sentinel": tmpl(sentinelMock),
 }
 
 func tmpl(s string) *template.Template {
@@ -315,36 +334,22 @@ main = rule {
 }
 `
 
-const sentinelPass = `# {{.Header}}
+const sentinelTest = `# {{.Header}}
 mock "tfplan/v2" {
   module {
-    source = "mock-tfplan-pass.sentinel"
+    source = "{{.Case.Mock}}"
   }
 }
 
 test {
   rules = {
-    main = true
+    main = {{.Case.Main}}
   }
 }
 `
 
-const sentinelFail = `# {{.Header}}
-mock "tfplan/v2" {
-  module {
-    source = "mock-tfplan-fail.sentinel"
-  }
-}
-
-test {
-  rules = {
-    main = false
-  }
-}
-`
-
-const sentinelMockPass = `# {{.Header}}
-# A plan creating one reservation the bundle allows.
+const sentinelMock = `# {{.Header}}
+# {{.Case.Comment}}
 raw = {
 	"configuration": {
 		"provider_config": {
@@ -354,29 +359,10 @@ raw = {
 }
 
 resource_changes = {
-	"sas_ip_reservation.ok": {
-		"address": "sas_ip_reservation.ok",
+	"{{.Case.Resource}}": {
+		"address": "{{.Case.Resource}}",
 		"type":    "sas_ip_reservation",
-		"change":  {"actions": ["create"], "after": {"network": "{{firstNetwork .B}}", "dns_zone": "{{firstZone .B}}", "aliases": []}},
-	},
-}
-`
-
-const sentinelMockFail = `# {{.Header}}
-# A plan creating one reservation in a zone no bundle environment allows.
-raw = {
-	"configuration": {
-		"provider_config": {
-			"sas": {"expressions": {"environment": {"constant_value": "{{index .B.Environments 0}}"}}},
-		},
-	},
-}
-
-resource_changes = {
-	"sas_ip_reservation.denied": {
-		"address": "sas_ip_reservation.denied",
-		"type":    "sas_ip_reservation",
-		"change":  {"actions": ["create"], "after": {"network": "{{firstNetwork .B}}", "dns_zone": "not-allowed.example.internal", "aliases": []}},
+		"change":  {"actions": ["create"], "after": {"network": "{{firstNetwork .B}}", "dns_zone": "{{if .Case.Zone}}{{.Case.Zone}}{{else}}{{firstZone .B}}{{end}}", "aliases": []}},
 	},
 }
 `
