@@ -454,6 +454,20 @@ resource "sas_ip_reservation" "test" {
 		Steps: []resource.TestStep{
 			{Config: config},
 			{Config: config, ResourceName: "sas_ip_reservation.test", ImportState: true, ImportStateKind: resource.ImportBlockWithID},
+			// terraform plan -generate-config-out: with only the provider in
+			// the configuration, the import block's generated resource must
+			// plan no change (every written attribute reads back as written).
+			{
+				Config:          providerConfig(gw.URL, tok),
+				ResourceName:    "sas_ip_reservation.test",
+				ImportState:     true,
+				ImportStateKind: resource.ImportBlockWithID,
+				GenerateConfig:  true,
+				ImportPlanChecks: resource.ImportPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction("sas_ip_reservation.generated", plancheck.ResourceActionNoop),
+					plancheck.ExpectKnownValue("sas_ip_reservation.generated", tfjsonpath.New("comment"), knownvalue.StringExact("to be imported")),
+				}},
+			},
 		},
 	})
 }
