@@ -16,7 +16,7 @@ write_reservations "$work/tf" 100 soak
 ib_user=$(curl -sf -H "X-Vault-Token: $SAS_DEV_VAULT_ROOT_TOKEN" "$VAULT_ADDR/v1/sas/data/sbx/infoblox" |
   python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]["data"]; print(d["username"]+":"+d["password"])')
 hosts() {
-  curl -sf -u "$ib_user" "${SAS_DEV_INFOBLOX_URL%/}/record:host?_return_fields=name&_max_results=10000" |
+  curl -sf --cacert "$SAS_DEV_INFOBLOX_CA" -u "$ib_user" "${SAS_DEV_INFOBLOX_URL%/}/record:host?_return_fields=name&_max_results=10000" |
     python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
 }
 ok=0 failed=0 crashed=0

@@ -7,6 +7,7 @@ package devstack
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 	siminfoblox "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/sim/simtls"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 )
 
@@ -34,6 +36,23 @@ type InfobloxOptions struct {
 	Logger    hclog.Logger
 	// ExtraNetworks are seeded too (e.g. large ranges for benchmarks).
 	ExtraNetworks []string
+	// TLS serves HTTPS with a fresh self-signed CA, as a grid master does;
+	// the CA is written to <StateDir>/ca.pem and stored beside the
+	// credentials (ca_cert) so the gateway trusts exactly it.
+	TLS bool
+}
+
+// CAFile is where StartInfoblox and StartCalm write their simulator's CA
+// under TLS.
+func CAFile(stateDir string) string { return filepath.Join(stateDir, "ca.pem") }
+
+// serveTLS makes the simulator's certificate and writes its CA to stateDir.
+func serveTLS(stateDir string) (*simtls.Bundle, error) {
+	b, err := simtls.SelfSigned()
+	if err != nil {
+		return nil, err
+	}
+	return b, b.WriteCA(CAFile(stateDir))
 }
 
 // StartInfoblox starts the WAPI simulator on loopback, seeded with every
@@ -78,7 +97,17 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 		return nil, err
 	}
 	password := hex.EncodeToString(pw[:])
+	secret := map[string]any{"username": InfobloxUser, "password": password}
+	var tlsConfig *tls.Config
+	if o.TLS {
+		b, err := serveTLS(o.StateDir)
+		if err != nil {
+			return nil, err
+		}
+		tlsConfig, secret["ca_cert"] = b.ServerConfig, string(b.CAPEM)
+	}
 	sim, err := siminfoblox.New(siminfoblox.Options{
+		TLS:       tlsConfig,
 		StatePath: filepath.Join(o.StateDir, "infoblox-grid.json"),
 		Users:     map[string]string{InfobloxUser: password},
 		Networks:  nets,
@@ -93,10 +122,9 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 	if err != nil {
 		return nil, err
 	}
+	secret["url"] = url
 	for env := range envs {
-		if _, err := admin.KVv2(vaultsetup.KVMount).Put(ctx, env+"/infoblox", map[string]any{
-			"url": url, "username": InfobloxUser, "password": password,
-		}); err != nil {
+		if _, err := admin.KVv2(vaultsetup.KVMount).Put(ctx, env+"/infoblox", secret); err != nil {
 			_ = sim.Close()
 			return nil, fmt.Errorf("store infoblox credentials at %s/%s/infoblox: %w", vaultsetup.KVMount, env, err)
 		}

@@ -14,6 +14,8 @@ package infoblox
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +74,10 @@ type Config struct {
 	PageSize int
 	// Logger receives retries and warnings; nil discards.
 	Logger hclog.Logger
+	// CACertPEM holds the certificates that may sign the grid's TLS
+	// certificate (a private CA, a self-signed appliance); empty trusts the
+	// system's roots. Ignored when HTTPClient is set.
+	CACertPEM []byte
 }
 
 // Client talks to one grid as one WAPI user. It is safe for concurrent use.
@@ -102,7 +108,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: cleanhttp.DefaultPooledTransport(), Timeout: 60 * time.Second}
+		t := cleanhttp.DefaultPooledTransport()
+		if len(cfg.CACertPEM) > 0 {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(cfg.CACertPEM) {
+				return nil, errors.New("infoblox: CACertPEM holds no PEM certificate")
+			}
+			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		hc = &http.Client{Transport: t, Timeout: 60 * time.Second}
 	} else {
 		c := *hc
 		hc = &c

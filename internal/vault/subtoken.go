@@ -111,6 +111,9 @@ type Credentials struct {
 	URL      string
 	Username string
 	Password string
+	// CACert is the PEM of the CA that signs the system's TLS certificate,
+	// when it is not one the system trusts (a self-signed appliance).
+	CACert string
 }
 
 // ReadCredentials reads sas/<env>/<system> from KV v2 with the sub-token —
@@ -127,7 +130,7 @@ func (s *Session) ReadCredentials(ctx context.Context, sub SubToken, system stri
 		return Credentials{}, &UnavailableError{Err: fmt.Errorf("read %s/%s with the operation's sub-token: %w", vaultsetup.KVMount, path, err)}
 	}
 	str := func(k string) string { v, _ := kv.Data[k].(string); return v }
-	creds := Credentials{URL: str("url"), Username: str("username"), Password: str("password")}
+	creds := Credentials{URL: str("url"), Username: str("username"), Password: str("password"), CACert: str("ca_cert")}
 	if creds.Username == "" || creds.Password == "" {
 		return Credentials{}, fmt.Errorf("%s/%s holds no username/password", vaultsetup.KVMount, path)
 	}

@@ -32,7 +32,8 @@ func (e *Executor) client(ctx context.Context, j executor.Job) (*infoblox.Client
 	if creds.URL == "" {
 		return nil, executor.Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
 	}
-	return infoblox.New(infoblox.Config{URL: creds.URL, Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
+	return infoblox.New(infoblox.Config{URL: creds.URL, CACertPEM: []byte(creds.CACert),
+		Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
 }
 
 func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {

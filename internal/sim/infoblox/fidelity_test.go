@@ -1,18 +1,23 @@
 package infoblox_test
 
 import (
+	"context"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	ibclient "github.com/infobloxopen/infoblox-go-client/v2"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	ibsim "github.com/sas-platform/terraform-provider-sas/internal/sim/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/sim/simtls"
 )
 
 // TestVendorClientFidelity drives the simulator with Infoblox's own Go
@@ -163,5 +168,69 @@ func TestVendorClientFidelity(t *testing.T) {
 		if !strings.Contains(p, "/wapi/v2.12/") {
 			t.Errorf("vendor client called %s", p)
 		}
+	}
+}
+
+// The simulator serves HTTPS itself, as a grid master does: the vendor's
+// client trusting only the simulator's CA (a file, as its provider takes
+// it) and sas's own client with the CA's PEM both reach it; a client that
+// trusts only the system's roots is refused at the handshake.
+func TestServesTLSAsAGridDoes(t *testing.T) {
+	b, err := simtls.SelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := b.WriteCA(caFile); err != nil {
+		t.Fatal(err)
+	}
+	sim, err := ibsim.New(ibsim.Options{
+		Users:    map[string]string{"admin": "infoblox"},
+		Networks: []ibsim.SeedNetwork{{Network: "10.61.0.0/24", Comment: "tls"}},
+		TLS:      b.ServerConfig,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := sim.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	if !strings.HasPrefix(base, "https://") {
+		t.Fatalf("URL %s is not https", base)
+	}
+	u, _ := url.Parse(base)
+	host, port, _ := net.SplitHostPort(u.Host)
+
+	conn, err := ibclient.NewConnector(
+		ibclient.HostConfig{Host: host, Port: port, Version: "2.12"},
+		ibclient.AuthConfig{Username: "admin", Password: "infoblox"},
+		ibclient.NewTransportConfig(caFile, 20, 10),
+		&ibclient.WapiRequestBuilder{}, &ibclient.WapiHttpRequestor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	om := ibclient.NewObjectManager(conn, "sas", "fidelity")
+	if n, err := om.GetNetwork("default", "10.61.0.0/24", false, nil); err != nil || n.Cidr != "10.61.0.0/24" {
+		t.Fatalf("vendor client over TLS: GetNetwork = %+v, %v", n, err)
+	}
+
+	creds := infoblox.Credentials{Username: "admin", Password: "infoblox"}
+	ours, err := infoblox.New(infoblox.Config{URL: base, Credentials: creds, CACertPEM: b.CAPEM})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ours.FindHostsByEA(context.Background(), infoblox.AttrRequestID, "none"); err != nil {
+		t.Fatalf("sas client trusting the simulator's CA: %v", err)
+	}
+	untrusting, err := infoblox.New(infoblox.Config{URL: base, Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = untrusting.FindHostsByEA(context.Background(), infoblox.AttrRequestID, "none")
+	var unknownCA x509.UnknownAuthorityError
+	if !errors.As(err, &unknownCA) {
+		t.Fatalf("a client without the simulator's CA: err = %v, want an unknown-authority refusal", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -57,6 +58,9 @@ type Options struct {
 	Logger hclog.Logger
 	// Rand drives FailRate; set it in tests for reproducible failures.
 	Rand *mrand.Rand
+	// TLS, when set, makes Start serve HTTPS with it, as a grid master
+	// does: the vendor's own client and Terraform provider speak only https.
+	TLS *tls.Config
 }
 
 // SeedNetwork is a network the grid starts with.
@@ -104,6 +108,7 @@ type Server struct {
 	pageMu sync.Mutex
 	pages  map[string]*pageCursor
 
+	tls     *tls.Config
 	httpMu  sync.Mutex
 	httpSrv *http.Server
 	baseURL string
@@ -145,6 +150,7 @@ func New(opts Options) (*Server, error) {
 		rand:           opts.Rand,
 		sessions:       map[string]*session{},
 		pages:          map[string]*pageCursor{},
+		tls:            opts.TLS,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -294,9 +300,13 @@ func (s *Server) Start(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("infoblox simulator: listen: %w", err)
 	}
+	scheme := "http"
+	if s.tls != nil {
+		ln, scheme = tls.NewListener(ln, s.tls), "https"
+	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	s.httpSrv = srv
-	s.baseURL = "http://" + ln.Addr().String() + "/wapi/v" + APIVersion
+	s.baseURL = scheme + "://" + ln.Addr().String() + "/wapi/v" + APIVersion
 	go func() { // srv, not s.httpSrv: Close clears that field
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("serve failed", "error", err)

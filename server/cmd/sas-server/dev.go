@@ -76,7 +76,7 @@ func dev(ctx context.Context, args []string) error {
 		*bundleDir = filepath.Join(root, "examples", "bundles")
 	}
 	ib, err := devstack.StartInfoblox(ctx, admin, devstack.InfobloxOptions{
-		StateDir: filepath.Join(abs, "infoblox"), BundleDir: *bundleDir, Logger: logger.Named("infoblox-sim"),
+		StateDir: filepath.Join(abs, "infoblox"), BundleDir: *bundleDir, Logger: logger.Named("infoblox-sim"), TLS: true,
 	})
 	if err != nil {
 		return err
@@ -106,6 +106,7 @@ func dev(ctx context.Context, args []string) error {
 			"SAS_DEV_VAULT_ROOT_TOKEN": vs.RootToken(),
 			"SAS_DATA_DIR":             abs,
 			"SAS_DEV_INFOBLOX_URL":     ib.URL(),
+			"SAS_DEV_INFOBLOX_CA":      devstack.CAFile(filepath.Join(abs, "infoblox")),
 		}
 		if *envFile != "" {
 			if err := writeEnvFile(*envFile, env); err != nil {
