@@ -28,13 +28,13 @@ func object(ms []member) string {
 	return "{" + strings.Join(parts, ",") + "}"
 }
 
-// Bases the generator mutates: one executable kind (ip_reservation, which
-// really creates) and one the policy judges and the gateway then answers
-// 501 (calm_app) — both go through the same decoder and policy.
+// Bases the generator mutates: an IP reservation and a Calm app, both of
+// which really create (in the simulators) once allowed — both go through
+// the same decoder and policy.
 func dryRunBase(kind string, i int) []member {
 	switch kind {
 	case api.KindCalmApp:
-		return []member{{"name", fmt.Sprintf(`"app-%d"`, i)}, {"blueprint", `"linux-vm-sandbox"`}, {"network", `"sbx-app"`},
+		return []member{{"name", fmt.Sprintf(`"app-%d"`, i)}, {"project", `"sas-sbx"`}, {"blueprint", `"linux-vm-sandbox"`}, {"network", `"sbx-app"`},
 			{"size", `{"vcpus":1,"memory_gib":2,"disk_gib":20}`}}
 	default:
 		return []member{{"network", `"sbx-app"`}, {"hostname", fmt.Sprintf(`"gen-%d"`, i)}, {"dns_zone", `"sbx.example.internal"`}}
@@ -170,6 +170,7 @@ func dryRunVersusMutation(t *testing.T, gw *testenv.Gateway, tok, kind, body str
 // way of hundreds of requests in a row.
 func dryRunGateway(t testing.TB) *testenv.Gateway {
 	env.StartInfoblox(t)
+	env.StartCalm(t)
 	return env.StartGateway(t, func(c *server.Config) { c.RateLimit, c.RateBurst = 1e6, 1e6 })
 }
 
@@ -177,12 +178,12 @@ func dryRunGateway(t testing.TB) *testenv.Gateway {
 // FuzzDryRunAgreesWithMutation ./server` searches further than the seeds.
 func FuzzDryRunAgreesWithMutation(f *testing.F) {
 	for _, seed := range []string{
-		`{"name":"a","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":2.0,"memory_gib":2,"disk_gib":20}}`,
-		`{"name":"a","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":5e1,"memory_gib":2,"disk_gib":20}}`,
-		`{"name":"a","name":"b","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
-		`{"name":"a","blueprint":"linux-vm-sandbox","network":"::ffff:10.10.0.0/120","size":{"vcpus":1,"memory_gib":2,"disk_gib":20},"extra":1}`,
-		`{"name":"a","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
-		`{"name":"a","blueprint":"linux-vm-dev","network":"dev-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
+		`{"name":"a","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":2.0,"memory_gib":2,"disk_gib":20}}`,
+		`{"name":"a","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":5e1,"memory_gib":2,"disk_gib":20}}`,
+		`{"name":"a","name":"b","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
+		`{"name":"a","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"::ffff:10.10.0.0/120","size":{"vcpus":1,"memory_gib":2,"disk_gib":20},"extra":1}`,
+		`{"name":"a","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
+		`{"name":"a","project":"sas-sbx","blueprint":"linux-vm-dev","network":"dev-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
 		`[[[[[[[[[]]]]]]]]]`,
 	} {
 		f.Add(seed)

@@ -8,7 +8,7 @@ import (
 // executors are the downstream adapters, by kind (boundary ④). Each reaches
 // its system only with credentials its operation's sub-token unlocked.
 func (g *Gateway) executors() map[string]executor.Executor {
-	return all.Executors(executor.Env{NetworkCIDR: g.networkCIDR})
+	return all.Executors(executor.Env{NetworkCIDR: g.networkCIDR, Resource: g.ops.GetResource})
 }
 
 // networkCIDR resolves a network name through the bundle that allowed it.

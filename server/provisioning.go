@@ -24,6 +24,9 @@ func muxVar(r *http.Request, name string) string { return mux.Vars(r)[name] }
 type evaluation struct {
 	request  api.Validator
 	decision api.Decision
+	// secrets are the clear values of the request's secret fields, by field
+	// name; the request itself carries only their digests from here on.
+	secrets map[string]map[string]string
 }
 
 // evaluate is boundary ②'s decision for one request: strict decoding,
@@ -44,6 +47,11 @@ func (g *Gateway) evaluate(r *http.Request, kind, action string, target *operati
 		if err := g.checkCatalog(kind, action, req, prefix); err != nil {
 			return ev, err
 		}
+		if err := g.checkReferences(r, req, kind, action, prefix); err != nil {
+			return ev, err
+		}
+		// Before the policy, the store or the audit trail sees the request.
+		ev.secrets = api.SealSecrets(kind, action, req, g.audit.SealSecret)
 		ev.request = req
 	}
 	var doc map[string]any
@@ -104,6 +112,27 @@ func (g *Gateway) checkCatalog(kind, action string, req api.Validator, prefix st
 		names = slices.Compact(names)
 		if !slices.Contains(names, ref.Value) {
 			return api.Invalid(prefix+ref.Path, "%q is not a %s in any catalog; known: %s", truncate(ref.Value, 64), ref.Field, strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+// checkReferences refuses a field naming another resource (the kinds
+// table's References) unless the caller owns it in the request's bundle and
+// environment: a request cannot borrow what another caller or context holds.
+func (g *Gateway) checkReferences(r *http.Request, req api.Validator, kind, action, prefix string) error {
+	c, bb := callerFrom(r.Context()), bundleFrom(r.Context())
+	for _, ref := range api.ResourceRefs(kind, action, req) {
+		res, err := g.ops.GetResource(r.Context(), ref.Kind, ref.Value, c.EntityID)
+		if errors.Is(err, operations.ErrResourceNotFound) {
+			return api.Invalid(prefix+ref.Path, "no %s %s exists for this caller", ref.Kind, api.Quote(truncate(ref.Value, 64)))
+		}
+		if err != nil {
+			return err
+		}
+		if res.Bundle != bb.info.Name || res.Environment != bb.environment {
+			return api.Invalid(prefix+ref.Path, "%s %s was made under bundle %s in environment %s; a %s here can use only what this bundle made in %s",
+				ref.Kind, res.ID, res.Bundle, res.Environment, kind, bb.environment)
 		}
 	}
 	return nil
@@ -260,6 +289,15 @@ func (g *Gateway) mutate(kind, action string) http.HandlerFunc {
 		// the client hangs up, and if it cannot, that is audited too.
 		ctx, cancel := detached(r.Context())
 		defer cancel()
+		if len(ev.secrets) > 0 && want.Outcome != operations.Adopted {
+			// The executor gets the clear values from Vault, keyed by this
+			// request's id; the operation holds only their digests.
+			if err := g.vault.DropRequestSecrets(ctx, environment, n.RequestID, ev.secrets); err != nil {
+				g.auditFollowUp(ctx, r, http.StatusServiceUnavailable, "secret values not stored in Vault; nothing was started")
+				writeError(w, r, err)
+				return
+			}
+		}
 		op, got, err := g.ops.Create(ctx, n)
 		if err != nil {
 			g.cfg.Logger.Error("operation not stored after an allow was audited", "request_id", n.RequestID, "error", err)

@@ -184,7 +184,6 @@ func TestAllowedKindWithoutExecutorIs501(t *testing.T) {
 	gw := env.StartGateway(t)
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "early-adopter", Bundles: []string{sbx}})
 	for kind, body := range map[string]string{
-		api.KindCalmApp:   `{"name":"app-1","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`,
 		api.KindModuleRun: `{"module":"dns/cname-record","version":"1.2.0","variables":{"name":"www"}}`,
 	} {
 		a := do(t, gw, call{method: "POST", path: "/v1/" + api.KindPaths[kind], token: tok, bundle: sbx, env: "sbx", body: body, idempotencyKey: kind})
@@ -197,7 +196,7 @@ func TestAllowedKindWithoutExecutorIs501(t *testing.T) {
 		}
 	}
 	denied := do(t, gw, call{method: "POST", path: "/v1/calm-apps", token: tok, bundle: sbx, env: "sbx",
-		body: `{"name":"app-2","blueprint":"linux-vm-prod","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`})
+		body: `{"name":"app-2","project":"sas-sbx","blueprint":"linux-vm-prod","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`})
 	if denied.status != http.StatusForbidden || denied.problem.Type != api.ProblemPolicyDenied {
 		t.Fatalf("denied calm app: %d %s", denied.status, denied.body)
 	}

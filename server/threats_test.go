@@ -146,7 +146,7 @@ func TestThreatMalformedRequestRefused(t *testing.T) {
 	}
 	// Hallucinated catalog names are refused as such, not left to chance.
 	a = do(t, gw, call{method: "POST", path: "/v1/calm-apps", token: tok, bundle: sbx, env: "sbx",
-		body: `{"name":"app","blueprint":"quantum-cluster","network":"sbx-app","size":{"vcpus":1,"memory_gib":1,"disk_gib":10}}`})
+		body: `{"name":"app","project":"sas-sbx","blueprint":"quantum-cluster","network":"sbx-app","size":{"vcpus":1,"memory_gib":1,"disk_gib":10}}`})
 	if a.status != http.StatusUnprocessableEntity || len(a.problem.InvalidParams) != 1 || a.problem.InvalidParams[0].Path != "/blueprint" ||
 		!strings.Contains(a.problem.InvalidParams[0].Message, "not a blueprint in any catalog") {
 		t.Fatalf("hallucinated blueprint: %d %s", a.status, a.body)
@@ -252,7 +252,7 @@ func TestThreatDirectDownstreamAccessImpossible(t *testing.T) {
 func TestThreatAIRequestOutsideScopeDenied(t *testing.T) {
 	gw := env.StartGateway(t)
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "copilot", Bundles: []string{sbx}})
-	overreach := `{"name":"train","blueprint":"linux-vm-dev","network":"dev-app","size":{"vcpus":32,"memory_gib":256,"disk_gib":2000}}`
+	overreach := `{"name":"train","project":"sas-sbx","blueprint":"linux-vm-dev","network":"dev-app","size":{"vcpus":32,"memory_gib":256,"disk_gib":2000}}`
 
 	d := do(t, gw, call{method: "POST", path: "/v1/decisions", token: tok, bundle: sbx, env: "sbx",
 		body: `{"kind":"calm_app","action":"create","request":` + overreach + `}`})

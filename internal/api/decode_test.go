@@ -40,7 +40,7 @@ func TestDecodeKindRefusesHallucinatedRequests(t *testing.T) {
 	}{
 		{"unknown top-level field", KindIPReservation, `{"network":"10.10.0.0/24","hostname":"a","dns_zone":"x.y","privileged":true}`,
 			map[string]string{"/privileged": "unknown field; allowed: aliases, change_ticket, comment"}},
-		{"unknown nested field", KindCalmApp, `{"name":"a","blueprint":"b","network":"n","size":{"vcpus":1,"memory_gib":1,"disk_gib":1,"gpus":4}}`,
+		{"unknown nested field", KindCalmApp, `{"name":"a","project":"p","blueprint":"b","network":"n","size":{"vcpus":1,"memory_gib":1,"disk_gib":1,"gpus":4}}`,
 			map[string]string{"/size/gpus": "unknown field"}},
 		{"duplicate key", KindIPReservation, `{"network":"10.10.0.0/24","network":"10.30.0.0/24","hostname":"a","dns_zone":"x.y"}`,
 			map[string]string{"/network": "appears more than once"}},
@@ -50,9 +50,9 @@ func TestDecodeKindRefusesHallucinatedRequests(t *testing.T) {
 			map[string]string{"/network": "did you mean 10.10.0.0/24"}},
 		{"bad hostname and zone", KindIPReservation, `{"network":"n","hostname":"-bad_","dns_zone":"nodots"}`,
 			map[string]string{"/hostname": "DNS label", "/dns_zone": "not a fully qualified DNS name"}},
-		{"wrong type", KindCalmApp, `{"name":"a","blueprint":"b","network":"n","size":{"vcpus":"lots","memory_gib":1,"disk_gib":1}}`,
+		{"wrong type", KindCalmApp, `{"name":"a","project":"p","blueprint":"b","network":"n","size":{"vcpus":"lots","memory_gib":1,"disk_gib":1}}`,
 			map[string]string{"/size/vcpus": "must be an integer"}},
-		{"size out of range", KindCalmApp, `{"name":"a","blueprint":"b","network":"n","size":{"vcpus":0,"memory_gib":1,"disk_gib":1}}`,
+		{"size out of range", KindCalmApp, `{"name":"a","project":"p","blueprint":"b","network":"n","size":{"vcpus":0,"memory_gib":1,"disk_gib":1}}`,
 			map[string]string{"/size/vcpus": "outside 1–64"}},
 		{"missing required", KindModuleRun, `{}`, map[string]string{"/module": "required"}},
 		{"bad ticket", KindModuleRun, `{"module":"m","change_ticket":"please"}`, map[string]string{"/change_ticket": "change ticket id"}},
@@ -123,7 +123,7 @@ func FuzzDecodeIPReservationUpdate(f *testing.F) {
 
 func FuzzDecodeCalmApp(f *testing.F) {
 	fuzzDecode(f, KindCalmApp, ActionCreate,
-		`{"name":"app","blueprint":"sbx-linux","network":"sbx-app","size":{"vcpus":2,"memory_gib":4,"disk_gib":40},"variables":{"A":"b"}}`,
+		`{"name":"app","project":"sas-sbx","blueprint":"sbx-linux","network":"sbx-app","size":{"vcpus":2,"memory_gib":4,"disk_gib":40},"variables":{"A":"b"}}`,
 		`{"size":{"vcpus":1e400}}`, `{"size":[]}`, `{"variables":{"":""}}`)
 }
 

@@ -80,6 +80,14 @@ type Field struct {
 	Normalize func(string) string
 	// Unique: list items must differ.
 	Unique bool
+	// Secret: the values are secrets (a map's values). The gateway replaces
+	// them by keyed digests before the policy, the database or the audit
+	// trail sees the request, and hands the clear values to the executor
+	// only through Vault; the provider makes the attribute write-only.
+	Secret bool
+	// References names the kind of resource the value is the id of: one the
+	// caller owns, in the request's bundle and environment.
+	References string
 }
 
 // Rule is a string constraint: a pattern (also published in the OpenAPI
@@ -296,21 +304,71 @@ type CatalogRef struct {
 
 // CatalogRefs lists the catalog references of a decoded body of kind and action.
 func CatalogRefs(kind, action string, v Validator) []CatalogRef {
-	k, ok := KindByName(kind)
-	if !ok || k.BodyFor(action) == nil || v == nil {
-		return nil
-	}
-	rv := reflect.ValueOf(v).Elem()
 	var out []CatalogRef
-	for _, f := range k.BodyFor(action).Fields {
-		if f.Catalog == "" {
-			continue
-		}
-		if fv := jsonField(rv, f.Name); fv.IsValid() && fv.Kind() == reflect.String {
+	eachField(kind, action, v, func(f Field, fv reflect.Value) {
+		if f.Catalog != "" && fv.Kind() == reflect.String {
 			out = append(out, CatalogRef{Path: "/" + f.Name, Field: f.Name, Catalog: f.Catalog, Value: fv.String()})
 		}
-	}
+	})
 	return out
+}
+
+// ResourceRef is a field value naming another resource (Field.References).
+type ResourceRef struct {
+	Path  string // JSON pointer, "/ip_reservation"
+	Kind  string // the referenced resource's kind
+	Value string // its id
+}
+
+// ResourceRefs lists v's values that name other resources.
+func ResourceRefs(kind, action string, v Validator) []ResourceRef {
+	var out []ResourceRef
+	eachField(kind, action, v, func(f Field, fv reflect.Value) {
+		if f.References != "" && fv.Kind() == reflect.String && fv.String() != "" {
+			out = append(out, ResourceRef{Path: "/" + f.Name, Kind: f.References, Value: fv.String()})
+		}
+	})
+	return out
+}
+
+// SealSecrets replaces the values of v's secret fields (Field.Secret, maps
+// of strings) by seal(value) in place, and returns the clear values by
+// field name. Nothing is returned for a request without secrets.
+func SealSecrets(kind, action string, v Validator, seal func(string) string) map[string]map[string]string {
+	var out map[string]map[string]string
+	eachField(kind, action, v, func(f Field, fv reflect.Value) {
+		if !f.Secret || fv.Kind() != reflect.Map || fv.Len() == 0 {
+			return
+		}
+		clear := map[string]string{}
+		iter := fv.MapRange()
+		for iter.Next() {
+			clear[iter.Key().String()] = iter.Value().String()
+		}
+		for k, val := range clear {
+			fv.SetMapIndex(reflect.ValueOf(k), reflect.ValueOf(seal(val)))
+		}
+		if out == nil {
+			out = map[string]map[string]string{}
+		}
+		out[f.Name] = clear
+	})
+	return out
+}
+
+// eachField calls fn with every top-level field of kind's body for action
+// that v (a decoded request) carries.
+func eachField(kind, action string, v Validator, fn func(Field, reflect.Value)) {
+	k, ok := KindByName(kind)
+	if !ok || k.BodyFor(action) == nil || v == nil {
+		return
+	}
+	rv := reflect.ValueOf(v).Elem()
+	for _, f := range k.BodyFor(action).Fields {
+		if fv := jsonField(rv, f.Name); fv.IsValid() {
+			fn(f, fv)
+		}
+	}
 }
 
 // Schema is what policy input carries about a kind, from the table: the

@@ -45,12 +45,13 @@ var (
 		}
 		return ""
 	}}
-	ruleBlueprint = &Rule{Pattern: reName.String(), Help: "a blueprint name from the catalog"}
-	ruleProfile   = &Rule{Pattern: reProfile.String(), Help: "an app profile name"}
-	ruleProject   = &Rule{Pattern: reName.String(), Help: "a project name"}
-	ruleModule    = &Rule{Pattern: reModule.String(), Help: "a module name from the catalog"}
-	ruleVersion   = &Rule{Pattern: reVersion.String(), Help: "a semantic version such as 1.2.3"}
-	ruleVarName   = &Rule{Pattern: reVarName.String(), Help: "a variable name", Check: func(v string) string {
+	ruleResourceID = &Rule{Pattern: reID.String(), Help: "a resource id such as ipr-0123abcd"}
+	ruleBlueprint  = &Rule{Pattern: reName.String(), Help: "a blueprint name from the catalog"}
+	ruleProfile    = &Rule{Pattern: reProfile.String(), Help: "an app profile name"}
+	ruleProject    = &Rule{Pattern: reName.String(), Help: "a project name"}
+	ruleModule     = &Rule{Pattern: reModule.String(), Help: "a module name from the catalog"}
+	ruleVersion    = &Rule{Pattern: reVersion.String(), Help: "a semantic version such as 1.2.3"}
+	ruleVarName    = &Rule{Pattern: reVarName.String(), Help: "a variable name", Check: func(v string) string {
 		if !reVarName.MatchString(v) {
 			return "variable names are letters, digits and '_', starting with a letter or '_'"
 		}
@@ -114,6 +115,18 @@ var ipReservationKind = &Kind{
 	Settings: Settings{Workers: 8, StepTimeout: 2 * time.Minute, Deadline: 30 * time.Minute, MaxAttempts: 5},
 }
 
+// A Calm app's fields; power_state is the one an update changes in place.
+var (
+	calmPowerState = Field{Name: "power_state", Type: TypeString, Mutable: true, Rule: &Rule{Enum: []string{CalmRunning, CalmStopped}, Help: "running or stopped"},
+		Description: "Power state of the app's VMs: `running` (the default after launch) or `stopped`; changed with Calm's start and stop actions."}
+)
+
+// Power states a Calm app can be asked for.
+const (
+	CalmRunning = "running"
+	CalmStopped = "stopped"
+)
+
 var calmAppKind = &Kind{
 	Name: KindCalmApp, Path: "calm-apps", Title: "Calm app",
 	Description: "A Nutanix Calm application launched from a catalog blueprint.",
@@ -121,18 +134,46 @@ var calmAppKind = &Kind{
 		New: func() Validator { return &CalmAppRequest{} },
 		Fields: []Field{
 			{Name: "name", Type: TypeString, Required: true, Rule: ruleAppName, Description: "Application name, unique in its project."},
+			{Name: "project", Type: TypeString, Required: true, Rule: ruleProject, Description: "Calm project the app is launched in; the bundle says which projects each environment may use."},
 			{Name: "blueprint", Type: TypeString, Required: true, Rule: ruleBlueprint, Catalog: CatalogBlueprints,
 				Description: "Blueprint from the bundle's catalog."},
 			{Name: "profile", Type: TypeString, Rule: ruleProfile, Description: "Blueprint application profile (default `Default`)."},
-			{Name: "project", Type: TypeString, Rule: ruleProject, Description: "Calm project."},
-			{Name: "network", Type: TypeString, Required: true, Rule: ruleNetwork, Description: "Network name or CIDR for the app's NICs."},
-			{Name: "size", Type: TypeObject, Description: "What the app's VMs get.", Fields: []Field{
+			{Name: "network", Type: TypeString, Rule: ruleNetwork, Description: "Network name or CIDR for the app's NICs. Give this or `ip_reservation`."},
+			{Name: "ip_reservation", Type: TypeString, Rule: ruleResourceID, References: KindIPReservation,
+				Description: "Id of an IP reservation of yours (same bundle and environment) whose address and network the app's first VM takes. Give this or `network`."},
+			{Name: "size", Type: TypeObject, Description: "What each of the app's VMs gets (the bundle limits it).", Fields: []Field{
 				{Name: "vcpus", Type: TypeInteger, Required: true, Min: 1, Max: 64, Description: "vCPUs per VM."},
 				{Name: "memory_gib", Type: TypeInteger, Required: true, Min: 1, Max: 1024, Description: "Memory per VM, GiB."},
 				{Name: "disk_gib", Type: TypeInteger, Required: true, Min: 1, Max: 16384, Description: "Disk per VM, GiB."},
 			}},
-			{Name: "variables", Type: TypeMap, Key: ruleVarName, Rule: ruleVarValue, Max: maxVariables, Description: "Runtime variables."},
+			{Name: "variables", Type: TypeMap, Key: ruleVarName, Rule: ruleVarValue, Max: maxVariables, Description: "Runtime variables the blueprint lets a launch set."},
+			{Name: "secret_variables", Type: TypeMap, Key: ruleVarName, Rule: ruleVarValue, Max: maxVariables, Secret: true,
+				Description: "Secret runtime variables (passwords, keys). Never stored, logged or returned: the gateway keeps a keyed digest and hands the values to the launch through Vault only."},
+			calmPowerState,
 			changeTicket,
+		},
+		Check: func(v any, f *fieldErrors) {
+			r := v.(*CalmAppRequest)
+			switch {
+			case r.Network == "" && r.IPReservation == "":
+				f.add("/network", "give network or ip_reservation")
+			case r.Network != "" && r.IPReservation != "":
+				f.add("/ip_reservation", "give network or ip_reservation, not both")
+			}
+			for name := range r.SecretVariables {
+				if _, ok := r.Variables[name]; ok {
+					f.add("/secret_variables/"+name, "%s is also in variables; a variable is secret or not", name)
+				}
+			}
+		},
+	},
+	Update: Body{
+		New:    func() Validator { return &CalmAppUpdate{} },
+		Fields: []Field{calmPowerState, changeTicket},
+		Check: func(v any, f *fieldErrors) {
+			if v.(*CalmAppUpdate).PowerState == nil {
+				f.add("", "nothing to update; send power_state")
+			}
 		},
 	},
 	Delete:   deleteBody,

@@ -61,9 +61,10 @@ func (r *CalmAppRequest) NaturalKey() string { return r.Project + "/" + r.Name }
 
 func (r *CalmAppRequest) ObjectSpec() any {
 	s := *r
-	s.ChangeTicket = ""
+	// The power state is where the app is now, not which app it is.
+	s.ChangeTicket, s.PowerState = "", ""
 	if s.Profile == "" {
-		s.Profile = "Default"
+		s.Profile = DefaultCalmProfile
 	}
 	return s
 }

@@ -83,15 +83,29 @@ type DeleteRequest struct {
 
 // CalmAppRequest launches a Nutanix Calm application from a blueprint.
 type CalmAppRequest struct {
-	Name         string            `json:"name"`
-	Blueprint    string            `json:"blueprint"`         // catalog blueprint name
-	Profile      string            `json:"profile,omitempty"` // blueprint app profile, default "Default"
-	Project      string            `json:"project,omitempty"`
-	Network      string            `json:"network"` // network name or CIDR for its NICs
-	Size         MachineSize       `json:"size"`
-	Variables    map[string]string `json:"variables,omitempty"`
-	ChangeTicket string            `json:"change_ticket,omitempty"`
+	Name          string            `json:"name"`
+	Project       string            `json:"project"`
+	Blueprint     string            `json:"blueprint"`         // catalog blueprint name
+	Profile       string            `json:"profile,omitempty"` // blueprint app profile, default "Default"
+	Network       string            `json:"network,omitempty"` // network name or CIDR for its NICs
+	IPReservation string            `json:"ip_reservation,omitempty"`
+	Size          MachineSize       `json:"size"`
+	Variables     map[string]string `json:"variables,omitempty"`
+	// SecretVariables hold keyed digests once the gateway has them: the
+	// clear values travel to the executor through Vault only.
+	SecretVariables map[string]string `json:"secret_variables,omitempty"`
+	PowerState      string            `json:"power_state,omitempty"`
+	ChangeTicket    string            `json:"change_ticket,omitempty"`
 }
+
+// CalmAppUpdate changes a Calm app in place: its power state.
+type CalmAppUpdate struct {
+	PowerState   *string `json:"power_state,omitempty"`
+	ChangeTicket string  `json:"change_ticket,omitempty"`
+}
+
+// DefaultCalmProfile is the app profile a launch without one uses.
+const DefaultCalmProfile = "Default"
 
 // MachineSize is what a Calm app's VMs get.
 type MachineSize struct {

@@ -54,6 +54,9 @@ func (r *DeleteRequest) Validate() error { return validateBody(KindIPReservation
 // Validate checks a Calm app create.
 func (r *CalmAppRequest) Validate() error { return validateBody(KindCalmApp, ActionCreate, r) }
 
+// Validate checks a Calm app update.
+func (r *CalmAppUpdate) Validate() error { return validateBody(KindCalmApp, ActionUpdate, r) }
+
 // Validate checks a module run create.
 func (r *ModuleRunRequest) Validate() error { return validateBody(KindModuleRun, ActionCreate, r) }
 

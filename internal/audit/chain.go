@@ -144,6 +144,21 @@ func (c *AuditChain) HashAccessor(accessor string) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// SealSecret is the keyed digest that stands in for a secret value in
+// requests, operations and the audit trail: "hmac-sha256:" and the lowercase
+// hex HMAC-SHA256(HMACKey, "secret\x00" + value). Equal values give equal
+// digests (a retried create is recognised as the same request) without the
+// value being recoverable from the database.
+func (c *AuditChain) SealSecret(value string) string {
+	m := hmac.New(sha256.New, c.hmacKey)
+	m.Write([]byte("secret\x00"))
+	m.Write([]byte(value))
+	return SealedPrefix + hex.EncodeToString(m.Sum(nil))
+}
+
+// SealedPrefix starts every sealed secret.
+const SealedPrefix = "hmac-sha256:"
+
 // Append records r durably and returns it as stored, with Seq, Time,
 // TokenAccessorHMAC, PrevHash and Hash set. On any error the request it
 // describes must not proceed. An Append that returned an error (for

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -46,6 +47,25 @@ type InfobloxOptions struct {
 // under TLS.
 func CAFile(stateDir string) string { return filepath.Join(stateDir, "ca.pem") }
 
+// firstHost is a network's first usable address: where sites put the
+// router, which Calm's subnets (and the simulator) reserve as the gateway.
+func firstHost(cidr string) string {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() || p.Bits() > 30 {
+		return ""
+	}
+	return p.Masked().Addr().Next().String()
+}
+
+// randomPassword is a simulator's password for one start.
+func randomPassword() (string, error) {
+	var pw [16]byte
+	if _, err := rand.Read(pw[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(pw[:]), nil
+}
+
 // serveTLS makes the simulator's certificate and writes its CA to stateDir.
 func serveTLS(stateDir string) (*simtls.Bundle, error) {
 	b, err := simtls.SelfSigned()
@@ -79,7 +99,7 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 			n := b.Spec.Networks[name]
 			if !seen[n.CIDR] {
 				seen[n.CIDR] = true
-				nets = append(nets, siminfoblox.SeedNetwork{Network: n.CIDR, Comment: name + ": " + n.Description})
+				nets = append(nets, siminfoblox.SeedNetwork{Network: n.CIDR, Comment: name + ": " + n.Description, Gateway: firstHost(n.CIDR)})
 			}
 		}
 	}
@@ -92,11 +112,10 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, err
 	}
-	var pw [16]byte
-	if _, err := rand.Read(pw[:]); err != nil {
+	password, err := randomPassword()
+	if err != nil {
 		return nil, err
 	}
-	password := hex.EncodeToString(pw[:])
 	secret := map[string]any{"username": InfobloxUser, "password": password}
 	var tlsConfig *tls.Config
 	if o.TLS {
@@ -107,7 +126,7 @@ func StartInfoblox(ctx context.Context, admin *vaultapi.Client, o InfobloxOption
 		tlsConfig, secret["ca_cert"] = b.ServerConfig, string(b.CAPEM)
 	}
 	sim, err := siminfoblox.New(siminfoblox.Options{
-		TLS:       tlsConfig,
+		TLSConfig: tlsConfig,
 		StatePath: filepath.Join(o.StateDir, "infoblox-grid.json"),
 		Users:     map[string]string{InfobloxUser: password},
 		Networks:  nets,

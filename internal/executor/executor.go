@@ -34,6 +34,10 @@ type Executor interface {
 type Env struct {
 	// NetworkCIDR resolves a network name a bundle declares to its CIDR.
 	NetworkCIDR func(bundle, name string) (string, bool)
+	// Resource reads another resource of the same owner (one a request
+	// refers to, such as a Calm app's IP reservation); the gateway checked
+	// at admission that the owner holds it in the operation's context.
+	Resource func(ctx context.Context, kind, id, ownerEntityID string) (operations.Resource, error)
 }
 
 // Job is one attempt at an operation (or one read of a resource).
@@ -50,6 +54,13 @@ type Job struct {
 	// Checkpoint is what an earlier step saved about the downstream work it
 	// started (nil on the first step): continue that work, never start it again.
 	Checkpoint json.RawMessage
+	// Secrets reads the clear values of the request's secret fields (the
+	// request itself holds only their digests) with this step's sub-token;
+	// vault.ErrRequestSecretsGone once ForgetSecrets ran.
+	Secrets func(ctx context.Context) (vault.RequestSecrets, error)
+	// ForgetSecrets destroys them in Vault: call it once the downstream
+	// system holds them.
+	ForgetSecrets func(ctx context.Context) error
 	// Save stores a checkpoint durably on the operation. Call it as soon
 	// as the downstream system hands back its own id for the work (a launch
 	// request id, an app uuid), before waiting on anything: a crash after

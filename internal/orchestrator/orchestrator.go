@@ -387,7 +387,11 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
 		},
-		Save: func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
+		Secrets: func(ctx context.Context) (vault.RequestSecrets, error) {
+			return o.cfg.Vault.ReadRequestSecrets(ctx, sub, w.RequestID)
+		},
+		ForgetSecrets: func(ctx context.Context) error { return o.cfg.Vault.DestroyRequestSecrets(ctx, sub, w.RequestID) },
+		Save:          func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
 	}
 	// A cancelled operation, or one past its kind's deadline, ends here:
 	// compensation runs with this step's sub-token, and the end is audited.

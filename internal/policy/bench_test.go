@@ -17,7 +17,7 @@ func BenchmarkEvaluate(b *testing.B) {
 			"aliases": []any{"www.sbx.example.internal"},
 		}),
 		"calm_app_typed": {Environment: "sbx", Kind: api.KindCalmApp, Action: api.ActionCreate, Caller: sbxCaller("fedramp_sbx_default"),
-			Request: api.CalmAppRequest{Name: "demo", Blueprint: "linux-vm-sandbox", Network: "sbx-app", Size: api.MachineSize{VCPUs: 2, MemoryGiB: 4, DiskGiB: 50}}},
+			Request: api.CalmAppRequest{Name: "demo", Project: "sas-sbx", Blueprint: "linux-vm-sandbox", Network: "sbx-app", Size: api.MachineSize{VCPUs: 2, MemoryGiB: 4, DiskGiB: 50}}},
 		"denied_prod": ipInput("fedramp_sbx_default", "prod", sbxIPRequest()),
 	}
 	for name, in := range inputs {

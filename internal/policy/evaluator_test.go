@@ -24,7 +24,7 @@ func TestExampleBundlesAllowTheirHappyPath(t *testing.T) {
 	}{
 		{"fedramp_sbx_default", "sbx", api.KindIPReservation, api.ActionCreate, sbxIPRequest()},
 		{"fedramp_sbx_default", "sbx", api.KindCalmApp, api.ActionCreate, api.CalmAppRequest{
-			Name: "demo", Blueprint: "linux-vm-sandbox", Network: "10.10.0.0/25",
+			Name: "demo", Project: "sas-sbx", Blueprint: "linux-vm-sandbox", Network: "10.10.0.0/25",
 			Size: api.MachineSize{VCPUs: 2, MemoryGiB: 4, DiskGiB: 50},
 		}},
 		{"fedramp_sbx_default", "sbx", api.KindModuleRun, api.ActionCreate, &api.ModuleRunRequest{Module: "dns/cname-record"}},
@@ -34,10 +34,10 @@ func TestExampleBundlesAllowTheirHappyPath(t *testing.T) {
 		}},
 		{"fedramp_dev_default", "sbx", api.KindIPReservation, api.ActionCreate, sbxIPRequest()},
 		{"fedramp_dev_default", "dev", api.KindCalmApp, api.ActionCreate, api.CalmAppRequest{
-			Name: "db", Blueprint: "postgres-dev", Network: "dev-data", Size: api.MachineSize{VCPUs: 8, MemoryGiB: 32, DiskGiB: 200},
+			Name: "db", Project: "sas-dev", Blueprint: "postgres-dev", Network: "dev-data", Size: api.MachineSize{VCPUs: 8, MemoryGiB: 32, DiskGiB: 200},
 		}},
 		{"fedramp_prod_restricted", "prod", api.KindCalmApp, api.ActionCreate, api.CalmAppRequest{
-			Name: "ledger", Blueprint: "postgres-ha-prod", Network: "prod-data",
+			Name: "ledger", Project: "sas-prod", Blueprint: "postgres-ha-prod", Network: "prod-data",
 			Size: api.MachineSize{VCPUs: 16, MemoryGiB: 64, DiskGiB: 1000}, ChangeTicket: "CHG0012345",
 		}},
 		{"fedramp_prod_restricted", "prod", api.KindModuleRun, api.ActionCreate, api.ModuleRunRequest{
@@ -88,7 +88,7 @@ func TestSandboxBundleDeniesProdEnvironment(t *testing.T) {
 func TestSandboxBundleDeniesOutOfScopeRequests(t *testing.T) {
 	e := load(t, Options{Dir: examplesDir})
 	calm := func(mut func(*api.CalmAppRequest)) api.CalmAppRequest {
-		r := api.CalmAppRequest{Name: "demo", Blueprint: "linux-vm-sandbox", Network: "sbx-app", Size: api.MachineSize{VCPUs: 1, MemoryGiB: 2, DiskGiB: 20}}
+		r := api.CalmAppRequest{Name: "demo", Project: "sas-sbx", Blueprint: "linux-vm-sandbox", Network: "sbx-app", Size: api.MachineSize{VCPUs: 1, MemoryGiB: 2, DiskGiB: 20}}
 		mut(&r)
 		return r
 	}
@@ -164,7 +164,7 @@ func TestProdBundleRequiresChangeTicket(t *testing.T) {
 func TestDevBundleDeniesEscalationToProd(t *testing.T) {
 	e := load(t, Options{Dir: examplesDir})
 	in := Input{Environment: "prod", Kind: api.KindCalmApp, Action: api.ActionCreate, Caller: sbxCaller("fedramp_dev_default"),
-		Request: api.CalmAppRequest{Name: "x", Blueprint: "linux-vm-dev", Network: "dev-app", Size: api.MachineSize{VCPUs: 1, MemoryGiB: 1, DiskGiB: 10}}}
+		Request: api.CalmAppRequest{Name: "x", Project: "sas-dev", Blueprint: "linux-vm-dev", Network: "dev-app", Size: api.MachineSize{VCPUs: 1, MemoryGiB: 1, DiskGiB: 10}}}
 	d, _ := e.Evaluate(context.Background(), "fedramp_dev_default", in)
 	v := mustDeny(t, d, "environment_not_allowed")
 	if !strings.Contains(v.Message, "fedramp_dev_default") || !strings.Contains(v.Message, `"prod"`) {

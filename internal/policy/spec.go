@@ -67,14 +67,22 @@ type BundleSpec struct {
 	// ("sandbox", "dev", "prod"); every entry of Blueprints has one of them.
 	BlueprintLevels []string             `json:"blueprint_levels"`
 	Blueprints      map[string]Blueprint `json:"blueprints"`
-	Modules         map[string]Module    `json:"modules"`
-	Limits          Limits               `json:"limits"`
+	// CalmProjects maps a Calm project to the environments whose apps it may hold.
+	CalmProjects map[string]CalmProject `json:"calm_projects"`
+	Modules      map[string]Module      `json:"modules"`
+	Limits       Limits                 `json:"limits"`
 	// RequiresChangeTicket: create, update and delete need a change_ticket
 	// matching ChangeTicketPattern.
 	RequiresChangeTicket bool   `json:"requires_change_ticket"`
 	ChangeTicketPattern  string `json:"change_ticket_pattern"`
 	// RequireModuleVersion: module runs must pin one of the module's versions.
 	RequireModuleVersion bool `json:"require_module_version"`
+}
+
+// CalmProject is a Calm project a bundle lets apps be launched in.
+type CalmProject struct {
+	Environments []string `json:"environments"`
+	Description  string   `json:"description"`
 }
 
 // Network is a network a bundle allows.

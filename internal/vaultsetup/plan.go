@@ -17,6 +17,11 @@ const (
 	// KVMount is the KV v2 mount holding downstream credentials at
 	// <KVMount>/<env>/<system> (systems: infoblox, calm, terraform).
 	KVMount = "sas"
+	// RequestSecretsMount is the KV v2 mount where the gateway drops the
+	// secret values of a request (Calm secret variables, module secret
+	// inputs) at <env>/<request id>: it may create entries there, never
+	// read them; only that environment's sub-tokens read and destroy them.
+	RequestSecretsMount = "sas-request-secrets"
 	// GatewayPolicy is the gateway's own policy, bound to its AppRole.
 	GatewayPolicy = "sas-gateway"
 	// GatewayAppRole is the AppRole the gateway logs in with.
@@ -78,6 +83,12 @@ func Plan(o Options) []Step {
 		Path: "sys/mounts/" + KVMount,
 		Data: map[string]any{"type": "kv", "options": map[string]string{"version": "2"}},
 		CLI:  fmt.Sprintf("vault secrets enable -path=%s -version=2 kv", KVMount),
+	})
+	steps = append(steps, Step{
+		Why:  "KV v2 mount where the gateway drops requests' secret values for their executor (sas-request-secrets/<env>/<request id>)",
+		Path: "sys/mounts/" + RequestSecretsMount,
+		Data: map[string]any{"type": "kv", "options": map[string]string{"version": "2"}},
+		CLI:  fmt.Sprintf("vault secrets enable -path=%s -version=2 kv", RequestSecretsMount),
 	})
 	if o.AuditFilePath != "" {
 		steps = append(steps, Step{
@@ -190,7 +201,15 @@ func execPolicy(env string) string {
 path "%[2]s/data/%[1]s/*" {
   capabilities = ["read"]
 }
-`, env, KVMount)
+# ... and the secret values of that environment's requests, which they
+# destroy once the downstream system has them.
+path "%[3]s/data/%[1]s/*" {
+  capabilities = ["read"]
+}
+path "%[3]s/metadata/%[1]s/*" {
+  capabilities = ["delete"]
+}
+`, env, KVMount, RequestSecretsMount)
 }
 
 const gatewayPolicy = `# Verify caller tokens and resolve their entity.
@@ -218,6 +237,11 @@ path "auth/token/revoke-accessor" {
 # Keep its own token alive.
 path "auth/token/renew-self" {
   capabilities = ["update"]
+}
+# Drop a request's secret values for its executor: create only, so the
+# gateway can neither read them back nor overwrite an entry.
+path "sas-request-secrets/data/*" {
+  capabilities = ["create"]
 }
 # Deliberately absent: sas/data/* — the gateway never reads downstream secrets itself.
 `

@@ -31,6 +31,7 @@ ip_request := {
 
 calm_request := {
 	"name": "orders-db",
+	"project": "sas-dev",
 	"blueprint": "postgres-dev",
 	"network": "10.20.1.0/24",
 	"size": {"vcpus": 8, "memory_gib": 32, "disk_gib": 500},

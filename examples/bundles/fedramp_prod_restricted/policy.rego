@@ -296,6 +296,25 @@ violations contains {
 
 allowed_blueprint(name) if spec.blueprints[name].level in spec.blueprint_levels
 
+# Calm projects the bundle lets an environment launch apps in.
+env_projects contains name if {
+	some name, p in object.get(spec, "calm_projects", {})
+	environment in p.environments
+}
+
+violations contains {
+	"rule": "project_not_allowed",
+	"message": sprintf("bundle %s lets %s launch Calm apps in projects %s; %q is not one of them", [bundle_name, environment, fmt_list(sort(env_projects)), request.project]),
+	"path": "/project",
+	"control_ids": ["AC-3", "AC-6"],
+} if {
+	input.kind == "calm_app"
+	action == "create"
+	environment_allowed
+	is_string(request.project)
+	not request.project in env_projects
+}
+
 size_limits := [
 	{"field": "vcpus", "limit": "max_vcpus", "unit": "vCPUs"},
 	{"field": "memory_gib", "limit": "max_memory_gib", "unit": "GiB of memory"},

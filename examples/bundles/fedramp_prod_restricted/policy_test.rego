@@ -31,6 +31,7 @@ ip_request := {
 
 calm_request := {
 	"name": "ledger-db",
+	"project": "sas-prod",
 	"blueprint": "postgres-ha-prod",
 	"network": "prod-data",
 	"size": {"vcpus": 16, "memory_gib": 64, "disk_gib": 1000},

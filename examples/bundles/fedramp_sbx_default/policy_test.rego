@@ -31,6 +31,7 @@ ip_request := {
 
 calm_request := {
 	"name": "demo-app",
+	"project": "sas-sbx",
 	"blueprint": "linux-vm-sandbox",
 	"network": "10.10.1.0/25",
 	"size": {"vcpus": 2, "memory_gib": 4, "disk_gib": 50},
@@ -264,4 +265,14 @@ test_change_ticket_optional_in_sandbox if {
 
 test_malformed_change_ticket_denied if {
 	violation(with_request(ip, {"change_ticket": "JIRA-1"}), "change_ticket_invalid").path == "/change_ticket"
+}
+
+# --- Calm projects
+
+test_project_of_another_environment_denied if {
+	inp := with_request(calm, {"project": "sas-prod"})
+	not policy.allow with input as inp
+	v := violation(inp, "project_not_allowed")
+	v.path == "/project"
+	rules_for(inp) == {"project_not_allowed"}
 }

@@ -5,6 +5,7 @@ package all
 import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/calmapp"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor/ipreservation"
 )
 
@@ -13,5 +14,6 @@ import (
 func Executors(env executor.Env) map[string]executor.Executor {
 	return map[string]executor.Executor{
 		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: env.NetworkCIDR},
+		api.KindCalmApp:       &calmapp.Executor{NetworkCIDR: env.NetworkCIDR, Resource: env.Resource},
 	}
 }

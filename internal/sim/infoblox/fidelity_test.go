@@ -185,9 +185,9 @@ func TestServesTLSAsAGridDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sim, err := ibsim.New(ibsim.Options{
-		Users:    map[string]string{"admin": "infoblox"},
-		Networks: []ibsim.SeedNetwork{{Network: "10.61.0.0/24", Comment: "tls"}},
-		TLS:      b.ServerConfig,
+		Users:     map[string]string{"admin": "infoblox"},
+		Networks:  []ibsim.SeedNetwork{{Network: "10.61.0.0/24", Comment: "tls"}},
+		TLSConfig: b.ServerConfig,
 	})
 	if err != nil {
 		t.Fatal(err)

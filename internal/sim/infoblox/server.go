@@ -14,6 +14,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -60,7 +61,7 @@ type Options struct {
 	Rand *mrand.Rand
 	// TLS, when set, makes Start serve HTTPS with it, as a grid master
 	// does: the vendor's own client and Terraform provider speak only https.
-	TLS *tls.Config
+	TLSConfig *tls.Config
 }
 
 // SeedNetwork is a network the grid starts with.
@@ -69,6 +70,9 @@ type SeedNetwork struct {
 	NetworkView string            // default "default"
 	Comment     string            //
 	EAs         map[string]string // extensible attributes
+	// Gateway, when set, is reserved as the network's router (a fixed
+	// address), as sites do: nextavailableip never hands it out.
+	Gateway string
 }
 
 // SeedEADefinition is an extensible attribute definition the grid starts with.
@@ -150,7 +154,7 @@ func New(opts Options) (*Server, error) {
 		rand:           opts.Rand,
 		sessions:       map[string]*session{},
 		pages:          map[string]*pageCursor{},
-		tls:            opts.TLS,
+		tls:            opts.TLSConfig,
 	}
 	if s.log == nil {
 		s.log = hclog.NewNullLogger()
@@ -237,6 +241,15 @@ func seed(st *store, opts Options) error {
 		}
 		n.Seq = st.nextSeq()
 		st.networks[n.Seq] = n
+		if sn.Gateway != "" {
+			gw, err := netip.ParseAddr(sn.Gateway)
+			if err != nil || !p.Contains(gw) {
+				return fmt.Errorf("seed network %s: gateway %q is not an address in it", p, sn.Gateway)
+			}
+			f := &fixedAddress{IPv4Addr: gw.String(), NetworkView: nv, Name: "gateway", Comment: "router", MAC: "00:00:00:00:00:00"}
+			f.Seq = st.nextSeq()
+			st.fixed[f.Seq] = f
+		}
 	}
 	return nil
 }

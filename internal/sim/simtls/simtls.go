@@ -106,7 +106,7 @@ func (b *Bundle) WriteCA(path string) error {
 		return errors.New("simtls: no CA to write")
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("simtls: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
@@ -118,7 +118,7 @@ func (b *Bundle) WriteCA(path string) error {
 		tmp.Close()
 		return fmt.Errorf("simtls: %w", err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	if err := tmp.Chmod(0o644); err != nil { //nolint:gosec // G302: a CA certificate is public; clients must read it
 		tmp.Close()
 		return fmt.Errorf("simtls: %w", err)
 	}

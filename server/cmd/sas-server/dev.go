@@ -37,6 +37,8 @@ func dev(ctx context.Context, args []string) error {
 	tokenTTL := fs.Duration("token-ttl", 2*time.Hour, "TTL of the demo caller token written to the env file")
 	logLevel := fs.String("log-level", "info", "log level")
 	bundleDir := fs.String("bundle-dir", "", "policy bundles (default: examples/bundles of this repository)")
+	calmLaunchTime := fs.Duration("calm-launch-time", 2*time.Second, "how long a simulated Calm launch runs before its app exists")
+	calmProvisionTime := fs.Duration("calm-provision-time", 5*time.Second, "how long a simulated Calm app provisions (real ones: 10-30 min)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -83,6 +85,16 @@ func dev(ctx context.Context, args []string) error {
 	}
 	defer ib.Close()
 	logger.Info("infoblox simulator up; its credentials are in Vault at sas/<env>/infoblox", "url", ib.URL())
+	calmDir := filepath.Join(abs, "calm")
+	calm, err := devstack.StartCalm(ctx, admin, devstack.CalmOptions{
+		StateDir: calmDir, BundleDir: *bundleDir, Logger: logger.Named("calm-sim"), TLS: true,
+		LaunchTime: *calmLaunchTime, ProvisionTime: *calmProvisionTime,
+	})
+	if err != nil {
+		return err
+	}
+	defer calm.Close()
+	logger.Info("calm simulator up; its credentials are in Vault at sas/<env>/calm", "url", calm.URL())
 
 	cfg := server.Config{
 		ListenAddr:        *listen,
@@ -107,6 +119,8 @@ func dev(ctx context.Context, args []string) error {
 			"SAS_DATA_DIR":             abs,
 			"SAS_DEV_INFOBLOX_URL":     ib.URL(),
 			"SAS_DEV_INFOBLOX_CA":      devstack.CAFile(filepath.Join(abs, "infoblox")),
+			"SAS_DEV_CALM_URL":         calm.URL(),
+			"SAS_DEV_CALM_CA":          devstack.CAFile(calmDir),
 		}
 		if *envFile != "" {
 			if err := writeEnvFile(*envFile, env); err != nil {
