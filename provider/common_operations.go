@@ -40,11 +40,14 @@ func privateKeyName(action string) string { return "idempotency_key_" + action }
 
 // mutation is one create, update or delete of a kind.
 type mutation struct {
-	client  *gatewayclient.Client
-	kind    string
-	action  string
-	id      string // the resource, for update and delete
-	body    any
+	client *gatewayclient.Client
+	kind   string
+	action string
+	id     string // the resource, for update and delete
+	body   any
+	// keyBody, when set, is what the idempotency key is matched on instead
+	// of body (a body with secrets: private state must not hash them).
+	keyBody any
 	timeout time.Duration
 	// attempted says, for diagnostics, what was being done.
 	attempted string
@@ -79,7 +82,11 @@ func (m mutation) noun() string {
 // written to private state before the request is sent.
 func (m mutation) key(ctx context.Context, prior, next privateState) (string, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	raw, err := json.Marshal(m.body)
+	matched := m.body
+	if m.keyBody != nil {
+		matched = m.keyBody
+	}
+	raw, err := json.Marshal(matched)
 	if err != nil {
 		diags.AddError("Cannot Encode Request", err.Error())
 		return "", diags
@@ -181,4 +188,49 @@ func (m mutation) waitDiagnostic(op *api.Operation, err error) diag.Diagnostic {
 	return diag.NewErrorDiagnostic("Lost Track of "+m.title()+" Operation",
 		fmt.Sprintf("While trying to %s, the gateway accepted the request as operation %s (last seen %s), but polling it failed:\n\n%v\n\n"+
 			"The operation id is saved in state; the next plan picks up its outcome.", m.attempted, id, st, err))
+}
+
+// pendingCreate says what became of a create the gateway accepted as
+// operation opID but that was not seen to the end (its state holds only the
+// operation id): exists is false when nothing was made (the create failed,
+// was cancelled or is unknown); id is "" while it still runs.
+func pendingCreate(ctx context.Context, client *gatewayclient.Client, opID string, diags *diag.Diagnostics) (id string, exists bool) {
+	if opID == "" {
+		return "", false
+	}
+	op, err := client.Operation(ctx, opID)
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		return "", false
+	}
+	if err != nil {
+		diags.Append(gatewayDiagnostic("read operation "+opID, err))
+		return "", false
+	}
+	switch op.State {
+	case api.OperationSucceeded:
+		return stringAttr(op.Result, "resource_id"), true
+	case api.OperationFailed, api.OperationCancelled:
+		return "", false
+	}
+	return "", true
+}
+
+// finishPendingCreate waits for a half-seen create before its resource is
+// deleted: the id of what it made, or "" when it made nothing.
+func (m mutation) finishPendingCreate(ctx context.Context, opID string, diags *diag.Diagnostics) string {
+	if opID == "" {
+		return ""
+	}
+	op, err := m.client.WaitOperation(ctx, &api.Operation{ID: opID, State: api.OperationPending})
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		return ""
+	}
+	if err != nil {
+		diags.Append(m.waitDiagnostic(op, err))
+		return ""
+	}
+	if op.State != api.OperationSucceeded {
+		return "" // a failed create left nothing behind
+	}
+	return stringAttr(op.Result, "resource_id")
 }

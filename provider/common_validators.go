@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
@@ -108,4 +109,45 @@ func (v ruleValidator) ValidateList(ctx context.Context, req validator.ListReque
 		}
 		seen[s] = true
 	}
+}
+
+// mapRule validates a map of strings: its size, each key and each value.
+// Messages never repeat a value (a map may hold secrets).
+func mapRule(kind, field string) validator.Map {
+	f := tableField(kind, field)
+	return mapValidator{ruleValidator: ruleValidator{field: field, rule: f.Rule, max: f.Max}, key: f.Key}
+}
+
+type mapValidator struct {
+	ruleValidator
+	key *api.Rule
+}
+
+func (v mapValidator) ValidateMap(ctx context.Context, req validator.MapRequest, resp *validator.MapResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	items := map[string]types.String{}
+	resp.Diagnostics.Append(req.ConfigValue.ElementsAs(ctx, &items, false)...)
+	if v.max > 0 && len(items) > v.max {
+		resp.Diagnostics.AddAttributeError(req.Path, v.summary(), fmt.Sprintf("%s takes at most %d entries, not %d.", v.field, v.max, len(items)))
+	}
+	for k, item := range items {
+		if msg := v.key.CheckValue(k); msg != "" {
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), v.summary(), fmt.Sprintf("each key of %s must be %s: %s.", v.field, v.key.Help, msg))
+		}
+		if item.IsNull() || item.IsUnknown() {
+			continue
+		}
+		if msg := v.rule.CheckValue(item.ValueString()); msg != "" {
+			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), v.summary(), fmt.Sprintf("each value of %s must be %s: %s.", v.field, v.rule.Help, msg))
+		}
+	}
+}
+
+// intRange validates an integer attribute with the table's bounds for
+// field (a path such as "size/vcpus").
+func intRange(kind, field string) validator.Int64 {
+	f := tableField(kind, field)
+	return int64validator.Between(int64(f.Min), int64(f.Max))
 }

@@ -6,9 +6,13 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/gatewayclient"
 )
+
+// objectAsOptions reads nested objects strictly: every attribute known.
+var objectAsOptions = basetypes.ObjectAsOptions{}
 
 // from builds a framework value and collects its diagnostics.
 func from(_ context.Context, diags *diag.Diagnostics, build func() (attr.Value, diag.Diagnostics)) attr.Value {
@@ -37,4 +41,10 @@ func clientFrom(providerData any, diags *diag.Diagnostics) *gatewayclient.Client
 		return nil
 	}
 	return data.Client
+}
+
+// stringAttr is a string an operation result or resource attributes hold.
+func stringAttr(attrs map[string]any, key string) string {
+	s, _ := attrs[key].(string)
+	return s
 }

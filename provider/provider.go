@@ -177,6 +177,7 @@ func (p *SasProvider) Configure(ctx context.Context, req provider.ConfigureReque
 func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewIPReservationResource,
+		NewCalmAppResource,
 	}
 }
 

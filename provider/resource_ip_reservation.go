@@ -315,25 +315,11 @@ func (r *IPReservationResource) Read(ctx context.Context, req resource.ReadReque
 // to the end. It returns false when nothing exists (the create failed), and
 // leaves state.ID null while the operation is still running.
 func (r *IPReservationResource) resolvePending(ctx context.Context, state *IPReservationResourceModel, diags *diag.Diagnostics) bool {
-	if state.OperationID.IsNull() || state.OperationID.ValueString() == "" {
-		return false
+	id, exists := pendingCreate(ctx, r.client, state.OperationID.ValueString(), diags)
+	if id != "" {
+		state.ID = types.StringValue(id)
 	}
-	op, err := r.client.Operation(ctx, state.OperationID.ValueString())
-	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
-		return false
-	}
-	if err != nil {
-		diags.Append(gatewayDiagnostic("read operation "+state.OperationID.ValueString(), err))
-		return false
-	}
-	switch op.State {
-	case api.OperationSucceeded:
-		state.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
-		return true
-	case api.OperationFailed, api.OperationCancelled:
-		return false
-	}
-	return true
+	return exists
 }
 
 func (r *IPReservationResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
@@ -417,23 +403,13 @@ func (r *IPReservationResource) Delete(ctx context.Context, req resource.DeleteR
 
 	if state.ID.IsNull() || state.ID.ValueString() == "" {
 		// A tainted, half-seen create: wait for it, then delete what it made.
-		if state.OperationID.IsNull() {
-			return
-		}
 		pending := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, timeout: timeout,
 			attempted: "finish the create before deleting it"}
-		op, err := r.client.WaitOperation(ctx, &api.Operation{ID: state.OperationID.ValueString(), State: api.OperationPending})
-		if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		id := pending.finishPendingCreate(ctx, state.OperationID.ValueString(), &resp.Diagnostics)
+		if id == "" {
 			return
 		}
-		if err != nil {
-			resp.Diagnostics.Append(pending.waitDiagnostic(op, err))
-			return
-		}
-		if op.State != api.OperationSucceeded {
-			return // a failed create left nothing behind
-		}
-		state.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
+		state.ID = types.StringValue(id)
 	}
 	id := state.ID.ValueString()
 	var body any
@@ -548,11 +524,6 @@ func nonNilStrings(xs []string) []string {
 		return []string{}
 	}
 	return xs
-}
-
-func stringAttr(attrs map[string]any, key string) string {
-	s, _ := attrs[key].(string)
-	return s
 }
 
 // ModifyPlan asks the gateway, at plan time, whether the bound policy
