@@ -61,6 +61,22 @@ echo "==> the reservation exists in Infoblox (simulator at $SAS_DEV_INFOBLOX_URL
 ip=$("$bin/terraform" -chdir="$work/tf" output -raw ip_address)
 "$bin/terraform" -chdir="$work/tf" output tags
 
+echo "==> the Calm app runs in Calm (simulator at $SAS_DEV_CALM_URL), on the reservation's address"
+app_uuid=$("$bin/terraform" -chdir="$work/tf" output -raw app_uuid)
+app_addr=$("$bin/terraform" -chdir="$work/tf" output -json app_addresses | python3 -c 'import json,sys; print(json.load(sys.stdin)[0])')
+calm_user=$(curl -sf -H "X-Vault-Token: $SAS_DEV_VAULT_ROOT_TOKEN" "$VAULT_ADDR/v1/sas/data/sbx/calm" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]["data"]; print(d["username"]+":"+d["password"])')
+calm_state=$(curl -sf --cacert "$SAS_DEV_CALM_CA" -u "$calm_user" "$SAS_DEV_CALM_URL/api/nutanix/v3/apps/$app_uuid" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["status"]["state"])')
+echo "    app $app_uuid: Calm says $calm_state, address $app_addr"
+[ "$calm_state" = running ] && [ "$app_addr" = "$ip" ] || { echo "demo failed: app $calm_state on $app_addr, want running on $ip" >&2; exit 1; }
+
+echo "==> a prod blueprint under the sandbox bundle is denied at plan, on the attribute"
+if "$bin/terraform" -chdir="$work/tf" plan -input=false -no-color -var blueprint=linux-vm-prod >"$work/deny-bp.log" 2>&1; then
+  echo "demo failed: the prod blueprint was allowed" >&2; exit 1
+fi
+sed -n "/Error:/,/Decision/p" "$work/deny-bp.log"
+
 echo "==> a prod network under the sandbox bundle is denied at plan, on the attribute"
 if "$bin/terraform" -chdir="$work/tf" plan -input=false -no-color -var network=10.30.0.0/24 >"$work/deny-plan.log" 2>&1; then
   echo "demo failed: the prod network was allowed" >&2; exit 1
@@ -69,8 +85,12 @@ sed -n "/Error:/,/Decision/p" "$work/deny-plan.log"
 
 echo "==> terraform destroy"
 "$bin/terraform" -chdir="$work/tf" destroy -auto-approve -input=false -no-color 2>&1 | tail -n 1
+gone=$(curl -s --cacert "$SAS_DEV_CALM_CA" -u "$calm_user" "$SAS_DEV_CALM_URL/api/nutanix/v3/apps/$app_uuid" |
+  python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("status",{}).get("state") or d.get("code"))')
+echo "    Calm app $app_uuid after destroy: $gone"
+[ "$gone" = deleted ] || [ "$gone" = 404 ] || { echo "demo failed: the Calm app is $gone after destroy" >&2; exit 1; }
 
 echo "==> the audit chain verifies"
 "$bin/sas-server" audit verify --data-dir "$work/stack"
 
-echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', provisioned and released $ip"
+echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', provisioned $ip and a Calm app on it, and released both"

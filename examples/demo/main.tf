@@ -16,6 +16,12 @@ variable "network" {
   default     = "sbx-app"
 }
 
+variable "blueprint" {
+  description = "What the Calm app is launched from; try linux-vm-prod (a prod blueprint) to see the bundle deny it at plan."
+  type        = string
+  default     = "linux-vm-sandbox"
+}
+
 data "sas_identity" "me" {}
 
 data "sas_catalog" "here" {}
@@ -25,6 +31,22 @@ resource "sas_ip_reservation" "web" {
   hostname = "demo-web"
   dns_zone = "sbx.example.internal"
   comment  = "made by make demo"
+}
+
+# A sandbox VM in Calm, on the reservation's address.
+resource "sas_calm_app" "proto" {
+  name           = "demo-proto"
+  project        = "sas-sbx"
+  blueprint      = var.blueprint
+  ip_reservation = sas_ip_reservation.web.id
+  size = {
+    vcpus      = 1
+    memory_gib = 2
+    disk_gib   = 20
+  }
+  variables = {
+    OWNER_EMAIL = "demo@example.org"
+  }
 }
 
 output "owner" {
@@ -50,4 +72,16 @@ output "fqdn" {
 
 output "tags" {
   value = sas_ip_reservation.web.tags
+}
+
+output "app_uuid" {
+  value = sas_calm_app.proto.app_uuid
+}
+
+output "app_state" {
+  value = sas_calm_app.proto.state
+}
+
+output "app_addresses" {
+  value = sas_calm_app.proto.addresses
 }
