@@ -245,3 +245,43 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// An app edited in Prism behind sas's back reads with its drift named;
+// one that vanished from Calm reads 404 and is forgotten.
+func TestCalmAppDriftAndVanishing(t *testing.T) {
+	gw, sim, _, _ := calmGateway(t)
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "drifter", Bundles: []string{sbx}})
+	sb := func(c call) call { c.token, c.bundle, c.env = tok, sbx, "sbx"; return c }
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "POST", path: "/v1/calm-apps",
+		body: `{"name":"drifty","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`}))).ID)
+	id, _ := op.Result["resource_id"].(string)
+	uuid, _ := op.Result["app_uuid"].(string)
+
+	edited := "taken over by the ops team"
+	if err := sim.ChangeAppOutOfBand(uuid, simcalm.AppChange{Description: &edited}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.SetAppState(uuid, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	a := do(t, gw, sb(call{method: "GET", path: "/v1/calm-apps/" + id}))
+	var res api.Resource
+	if err := json.Unmarshal(a.body, &res); err != nil || a.status != 200 {
+		t.Fatalf("read: %d %s", a.status, a.body)
+	}
+	drift := map[string]api.Drift{}
+	for _, d := range res.Drift {
+		drift[d.Field] = d
+	}
+	if drift["tags/owner"].Want != "drifter" || drift["tags/owner"].Got != "" || drift["state"].Want != "running" || drift["state"].Got != "stopped" ||
+		drift["power_state"].Got != api.CalmStopped {
+		t.Fatalf("drift %+v", res.Drift)
+	}
+
+	if err := sim.PurgeAppOutOfBand(uuid); err != nil {
+		t.Fatal(err)
+	}
+	if a := do(t, gw, sb(call{method: "GET", path: "/v1/calm-apps/" + id})); a.status != http.StatusNotFound {
+		t.Fatalf("read of a vanished app: %d %s", a.status, a.body)
+	}
+}

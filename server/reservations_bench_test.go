@@ -16,6 +16,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/devstack"
 	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
@@ -124,26 +125,7 @@ func BenchmarkReservations1000(b *testing.B) {
 		if len(ips) != n {
 			b.Fatalf("%d addresses allocated, want %d", len(ips), n)
 		}
-		recs, _, err := gw.Gateway.AuditChain().Query(b.Context(), audit.Filter{Owner: fmt.Sprintf("bench-%d", i), Limit: audit.MaxQueryLimit})
-		minted, revoked := 0, 0
-		for after := int64(0); err == nil; {
-			for _, r := range recs {
-				switch {
-				case strings.HasPrefix(r.Outcome, "sub-token minted"):
-					minted++
-				case strings.HasPrefix(r.Outcome, "sub-token revoked"):
-					revoked++
-				}
-				after = r.Seq
-			}
-			if len(recs) < audit.MaxQueryLimit {
-				break
-			}
-			recs, _, err = gw.Gateway.AuditChain().Query(b.Context(), audit.Filter{Owner: fmt.Sprintf("bench-%d", i), After: after, Limit: audit.MaxQueryLimit})
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
+		minted, revoked := subTokenCounts(b, gw, fmt.Sprintf("bench-%d", i))
 		if minted != revoked || minted < n {
 			b.Fatalf("sub-tokens minted %d, revoked %d", minted, revoked)
 		}
@@ -156,5 +138,29 @@ func BenchmarkReservations1000(b *testing.B) {
 		b.ReportMetric(float64(minted), "subtokens_minted")
 		b.ReportMetric(float64(revoked), "subtokens_revoked")
 		b.StartTimer()
+	}
+}
+
+// subTokenCounts counts the sub-tokens the trail says were minted and
+// revoked for owner's operations.
+func subTokenCounts(b *testing.B, gw *testenv.Gateway, owner string) (minted, revoked int) {
+	b.Helper()
+	for after := int64(0); ; {
+		recs, _, err := gw.Gateway.AuditChain().Query(b.Context(), audit.Filter{Owner: owner, After: after, Limit: audit.MaxQueryLimit})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range recs {
+			switch {
+			case strings.HasPrefix(r.Outcome, "sub-token minted"):
+				minted++
+			case strings.HasPrefix(r.Outcome, "sub-token revoked"):
+				revoked++
+			}
+			after = r.Seq
+		}
+		if len(recs) < audit.MaxQueryLimit {
+			return minted, revoked
+		}
 	}
 }

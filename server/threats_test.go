@@ -50,7 +50,7 @@ type answer struct {
 	problem api.Problem
 }
 
-func do(t *testing.T, gw *testenv.Gateway, c call) answer {
+func do(t testing.TB, gw *testenv.Gateway, c call) answer {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), c.method, gw.URL+c.path, strings.NewReader(c.body))
 	if err != nil {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
@@ -69,6 +72,17 @@ func (c *Client) WaitOperation(ctx context.Context, op *api.Operation) (*api.Ope
 		case <-t.C:
 		}
 		next, err := c.Operation(ctx, op.ID)
+		if err != nil && transient(err) && ctx.Err() == nil {
+			// The operation is durable in the gateway; a gateway restarting
+			// or an outage between it and Vault does not end it. Keep asking
+			// until the caller's timeout, rather than leave a half-seen
+			// create that Terraform would replace.
+			if c.cfg.Log != nil {
+				c.cfg.Log(ctx, hclog.Warn, "operation poll failed; polling on until the timeout", map[string]any{"operation_id": op.ID, "error": err.Error()})
+			}
+			wait = PollMax
+			continue
+		}
 		if err != nil {
 			return op, err
 		}
@@ -78,4 +92,14 @@ func (c *Client) WaitOperation(ctx context.Context, op *api.Operation) (*api.Ope
 		}
 	}
 	return op, nil
+}
+
+// transient reports whether a failed call may succeed if made again: no
+// answer at all, or a gateway that said so (429, 5xx).
+func transient(err error) bool {
+	var pe *ProblemError
+	if errors.As(err, &pe) {
+		return pe.StatusCode == http.StatusTooManyRequests || pe.StatusCode >= 500
+	}
+	return !errors.Is(err, context.Canceled)
 }

@@ -69,8 +69,12 @@ type BundleSpec struct {
 	Blueprints      map[string]Blueprint `json:"blueprints"`
 	// CalmProjects maps a Calm project to the environments whose apps it may hold.
 	CalmProjects map[string]CalmProject `json:"calm_projects"`
-	Modules      map[string]Module      `json:"modules"`
-	Limits       Limits                 `json:"limits"`
+	// CalmVariables and CalmSecretVariables are the runtime variables a
+	// caller may set on a launch, in the clear and as secrets.
+	CalmVariables       []string          `json:"calm_variables"`
+	CalmSecretVariables []string          `json:"calm_secret_variables"`
+	Modules             map[string]Module `json:"modules"`
+	Limits              Limits            `json:"limits"`
 	// RequiresChangeTicket: create, update and delete need a change_ticket
 	// matching ChangeTicketPattern.
 	RequiresChangeTicket bool   `json:"requires_change_ticket"`

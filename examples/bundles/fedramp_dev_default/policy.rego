@@ -296,6 +296,23 @@ violations contains {
 
 allowed_blueprint(name) if spec.blueprints[name].level in spec.blueprint_levels
 
+# Runtime variables a caller may set, in the clear or as secrets; sas sets
+# the blueprint contract's own (size, network, address, request id) itself.
+violations contains {
+	"rule": "variable_not_allowed",
+	"message": sprintf("bundle %s lets callers set Calm %s %s; %q is not one of them", [bundle_name, l.field, fmt_list(sort(l.allowed)), name]),
+	"path": concat("/", ["", l.field, name]),
+	"control_ids": ["AC-3", "CM-7"],
+} if {
+	input.kind == "calm_app"
+	some l in [
+		{"field": "variables", "allowed": object.get(spec, "calm_variables", [])},
+		{"field": "secret_variables", "allowed": object.get(spec, "calm_secret_variables", [])},
+	]
+	some name, _ in object.get(request, l.field, {})
+	not name in l.allowed
+}
+
 # Calm projects the bundle lets an environment launch apps in.
 env_projects contains name if {
 	some name, p in object.get(spec, "calm_projects", {})

@@ -276,3 +276,13 @@ test_project_of_another_environment_denied if {
 	v.path == "/project"
 	rules_for(inp) == {"project_not_allowed"}
 }
+
+test_variables_outside_the_allowlist_denied if {
+	inp := with_request(calm, {"variables": {"OWNER_EMAIL": "a@example.org", "NETWORK": "10.30.0.0/24"}, "secret_variables": {"ROOT_KEY": "x"}})
+	paths := {v.path | some v in violations_for(inp); v.rule == "variable_not_allowed"}
+	paths == {"/variables/NETWORK", "/secret_variables/ROOT_KEY"}
+}
+
+test_allowed_variables_and_secrets_allowed if {
+	policy.allow with input as with_request(calm, {"variables": {"OWNER_EMAIL": "a@example.org"}, "secret_variables": {"ADMIN_PASSWORD": "hmac-sha256:00"}})
+}

@@ -224,8 +224,14 @@ func (st *convergeStack) liveSubTokens(t *testing.T) []string {
 }
 
 // auditCount counts the gateway's audit records whose outcome starts with
-// prefix, reading its SQLite file beside the running gateway.
+// prefix.
 func (st *convergeStack) auditCount(t *testing.T, prefix string) int {
+	t.Helper()
+	return st.count(t, `SELECT count(*) FROM audit_records WHERE outcome LIKE $1`, prefix+"%")
+}
+
+// count runs a count query on the gateway's SQLite file, beside the running gateway.
+func (st *convergeStack) count(t *testing.T, query string, args ...any) int {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(st.data, store.SQLiteFile)+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
@@ -233,7 +239,7 @@ func (st *convergeStack) auditCount(t *testing.T, prefix string) int {
 	}
 	defer db.Close()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM audit_records WHERE outcome LIKE $1`, prefix+"%").Scan(&n); err != nil {
+	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	return n
@@ -430,6 +436,18 @@ type tfWorkspace struct {
 
 func (st *convergeStack) workspace(t *testing.T, prefix string) *tfWorkspace {
 	t.Helper()
+	return st.workspaceWith(t, fmt.Sprintf(`resource "sas_ip_reservation" "r" {
+  count    = %d
+  network  = count.index %% 2 == 0 ? "sbx-app" : "sbx-data"
+  hostname = format("%s-%%03d", count.index)
+  dns_zone = %q
+}
+`, convergeN, prefix, convergeZone))
+}
+
+// workspaceWith is a workspace whose configuration is the provider and resources.
+func (st *convergeStack) workspaceWith(t *testing.T, resources string) *tfWorkspace {
+	t.Helper()
 	dir := t.TempDir()
 	rc := filepath.Join(dir, "terraformrc")
 	if err := os.WriteFile(rc, []byte(fmt.Sprintf(`provider_installation {
@@ -443,19 +461,13 @@ func (st *convergeStack) workspace(t *testing.T, prefix string) *tfWorkspace {
 	if err := os.Mkdir(tf, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(tf, "main.tf"), []byte(fmt.Sprintf(`terraform {
+	if err := os.WriteFile(filepath.Join(tf, "main.tf"), []byte(`terraform {
   required_providers {
     sas = { source = "sas-platform/sas" }
   }
 }
 provider "sas" {}
-resource "sas_ip_reservation" "r" {
-  count    = %d
-  network  = count.index %% 2 == 0 ? "sbx-app" : "sbx-data"
-  hostname = format("%s-%%03d", count.index)
-  dns_zone = %q
-}
-`, convergeN, prefix, convergeZone)), 0o600); err != nil {
+`+resources), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// Drop any ambient Terraform/Vault/SAS settings so only ours apply.
