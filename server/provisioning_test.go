@@ -184,7 +184,7 @@ func TestAllowedKindWithoutExecutorIs501(t *testing.T) {
 	gw := env.StartGateway(t)
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "early-adopter", Bundles: []string{sbx}})
 	for kind, body := range map[string]string{
-		api.KindModuleRun: `{"module":"dns/cname-record","version":"1.2.0","variables":{"name":"www"}}`,
+		api.KindModuleRun: `{"module":"platform/service-registration","version":"2.0.0","variables":{"name":"www"}}`,
 	} {
 		a := do(t, gw, call{method: "POST", path: "/v1/" + api.KindPaths[kind], token: tok, bundle: sbx, env: "sbx", body: body, idempotencyKey: kind})
 		if a.status != http.StatusNotImplemented || a.problem.Type != api.ProblemNotImplemented || !strings.Contains(a.problem.Detail, kind) {

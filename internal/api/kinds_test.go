@@ -65,7 +65,7 @@ func TestRulePatternsAgreeWithChecks(t *testing.T) {
 	accepted := map[*Rule][]string{
 		ruleNetwork: {"10.10.0.0/24", "sbx-app"}, ruleLabel: {"web-01", "a"}, ruleZone: {"sbx.example.internal"},
 		ruleMAC: {"00:50:56:aa:bb:cc"}, ruleTicket: {"CHG0012345"},
-		ruleVersion: {"1.2.3", "v1.2.3-rc.1"}, ruleModule: {"dns/cname-record"}, ruleVarName: {"A_1"},
+		ruleVersion: {"1.2.3", "v1.2.3-rc.1"}, ruleModule: {"platform/maintenance-window"}, ruleVarName: {"A_1"},
 	}
 	for r, values := range accepted {
 		for _, v := range values {

@@ -46,7 +46,7 @@ type BundleInfo struct {
 //	  "dns_views": ["default"],
 //	  "blueprint_levels": ["sandbox"],
 //	  "blueprints": {"linux-vm-sandbox": {"level": "sandbox", "description": "..."}},
-//	  "modules": {"storage/object-bucket": {"versions": ["2.0.1"], "description": "..."}},
+//	  "modules": {"platform/maintenance-window": {"versions": ["1.1.0"], "description": "..."}},
 //	  "limits": {"max_vcpus": 2, "max_memory_gib": 4, "max_disk_gib": 50, "max_aliases": 2},
 //	  "requires_change_ticket": false,
 //	  "change_ticket_pattern": "^CHG[0-9]{7}$",

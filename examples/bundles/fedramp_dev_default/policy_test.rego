@@ -38,7 +38,7 @@ calm_request := {
 	"variables": {"pg_version": "16"},
 }
 
-module_request := {"module": "network/load-balancer", "version": "3.0.0"}
+module_request := {"module": "platform/secret-rotation", "version": "1.0.0"}
 
 ip := envelope("dev", "ip_reservation", "create", ip_request)
 

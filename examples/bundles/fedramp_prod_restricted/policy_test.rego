@@ -38,7 +38,7 @@ calm_request := {
 	"change_ticket": "CHG0012345",
 }
 
-module_request := {"module": "storage/object-bucket", "version": "2.1.0", "change_ticket": "CHG0012345"}
+module_request := {"module": "platform/maintenance-window", "version": "1.1.0", "change_ticket": "CHG0012345"}
 
 ip := envelope("ip_reservation", "create", ip_request)
 
@@ -166,7 +166,7 @@ test_unpinned_module_denied if {
 }
 
 test_module_version_not_in_prod_catalog_denied if {
-	violation(with_request(module, {"version": "2.0.1"}), "module_version_not_allowed").path == "/version"
+	violation(with_request(module, {"version": "1.0.0"}), "module_version_not_allowed").path == "/version"
 }
 
 test_caller_without_prod_binding_denied if {

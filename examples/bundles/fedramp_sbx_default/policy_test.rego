@@ -37,7 +37,7 @@ calm_request := {
 	"size": {"vcpus": 2, "memory_gib": 4, "disk_gib": 50},
 }
 
-module_request := {"module": "storage/object-bucket", "version": "2.0.1", "variables": {"name": "demo"}}
+module_request := {"module": "platform/maintenance-window", "version": "1.1.0", "variables": {"service": "demo"}}
 
 ip := envelope("ip_reservation", "create", ip_request)
 
@@ -83,7 +83,7 @@ test_module_run_allowed if {
 }
 
 test_module_run_without_version_allowed_in_sandbox if {
-	policy.allow with input as envelope("module_run", "create", {"module": "dns/cname-record"})
+	policy.allow with input as envelope("module_run", "create", {"module": "platform/service-registration"})
 }
 
 test_read_and_delete_without_body_allowed if {

@@ -63,24 +63,15 @@ bundle := {
     "web-stack-sandbox"
   ],
   "modules": {
-    "database/postgres-replica": [
-      "0.9.0",
+    "platform/maintenance-window": [
+      "1.0.0",
+      "1.1.0"
+    ],
+    "platform/secret-rotation": [
       "1.0.0"
     ],
-    "dns/cname-record": [
-      "1.2.0",
-      "1.3.0"
-    ],
-    "network/load-balancer": [
-      "3.0.0"
-    ],
-    "network/security-group": [
-      "1.4.0",
-      "1.5.2"
-    ],
-    "storage/object-bucket": [
-      "2.0.1",
-      "2.1.0"
+    "platform/service-registration": [
+      "2.0.0"
     ]
   },
   "max_vcpus": 8,

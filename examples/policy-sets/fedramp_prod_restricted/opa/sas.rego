@@ -38,14 +38,14 @@ bundle := {
     "postgres-ha-prod"
   ],
   "modules": {
-    "dns/cname-record": [
-      "1.3.0"
+    "platform/maintenance-window": [
+      "1.1.0"
     ],
-    "network/security-group": [
-      "1.5.2"
+    "platform/secret-rotation": [
+      "1.0.0"
     ],
-    "storage/object-bucket": [
-      "2.1.0"
+    "platform/service-registration": [
+      "2.0.0"
     ]
   },
   "max_vcpus": 16,

@@ -38,16 +38,15 @@ bundle := {
     "web-stack-sandbox"
   ],
   "modules": {
-    "dns/cname-record": [
-      "1.2.0",
-      "1.3.0"
+    "platform/maintenance-window": [
+      "1.0.0",
+      "1.1.0"
     ],
-    "network/security-group": [
-      "1.4.0",
-      "1.5.2"
+    "platform/secret-rotation": [
+      "1.0.0"
     ],
-    "storage/object-bucket": [
-      "2.0.1"
+    "platform/service-registration": [
+      "2.0.0"
     ]
   },
   "max_vcpus": 2,
