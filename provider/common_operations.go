@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
@@ -233,4 +235,94 @@ func (m mutation) finishPendingCreate(ctx context.Context, opID string, diags *d
 		return "" // a failed create left nothing behind
 	}
 	return stringAttr(op.Result, "resource_id")
+}
+
+// createAndWait is a resource's Create: the key in private state, the
+// request sent, then — before waiting — the state (model, after
+// beforeState has cleared what only the outcome knows) saved, so a timeout
+// taints the resource instead of orphaning it; a create that failed (the
+// gateway compensated) is removed from state. A natural-key conflict is an
+// error on conflictAttr. It returns the succeeded operation.
+func (m mutation) createAndWait(ctx context.Context, resp *resource.CreateResponse, conflictAttr path.Path, beforeState func(), model any) (*api.Operation, bool) {
+	key, diags := m.key(ctx, nil, resp.Private)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return nil, false
+	}
+	op, err := m.submit(ctx, key)
+	if gatewayclient.IsProblem(err, api.ProblemNaturalKeyConflict) {
+		d := gatewayDiagnostic(m.attempted, err)
+		resp.Diagnostics.AddAttributeError(conflictAttr, d.Summary(), d.Detail())
+		return nil, false
+	}
+	if err != nil {
+		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
+		return nil, false
+	}
+	tflog.Info(ctx, m.noun()+" accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID, "adopted": op.Result["adopted"] == true})
+	beforeState()
+	resp.Diagnostics.Append(resp.State.Set(ctx, model)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("operation_id"), op.ID)...)
+	op, diags = m.wait(ctx, op)
+	if op != nil && gatewayclient.OperationDone(op) && op.State != api.OperationSucceeded {
+		resp.State.RemoveResource(ctx)
+	}
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return nil, false
+	}
+	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionCreate)...)
+	return op, true
+}
+
+// updateAndWait is a resource's Update: key, request, wait.
+func (m mutation) updateAndWait(ctx context.Context, prior, next privateState, diags *diag.Diagnostics) (*api.Operation, bool) {
+	key, d := m.key(ctx, prior, next)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, false
+	}
+	op, err := m.submit(ctx, key)
+	if err != nil {
+		diags.Append(gatewayDiagnostic(m.attempted, err))
+		return nil, false
+	}
+	op, d = m.wait(ctx, op)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, false
+	}
+	diags.Append(forgetKey(ctx, next, api.ActionUpdate)...)
+	return op, true
+}
+
+// deleteAndWait is a resource's Delete: a half-seen create (no id yet) is
+// waited for first, then what it made is deleted; already gone is done.
+func (m mutation) deleteAndWait(ctx context.Context, createOpID, changeTicket string, prior, next privateState, diags *diag.Diagnostics) {
+	if m.id == "" {
+		pending := m
+		pending.attempted = "finish the create before deleting what it made"
+		if m.id = pending.finishPendingCreate(ctx, createOpID, diags); m.id == "" {
+			return
+		}
+	}
+	if changeTicket != "" {
+		m.body = api.DeleteRequest{ChangeTicket: changeTicket}
+	}
+	m.attempted = fmt.Sprintf("delete %s %s (DELETE /v1/%s/%s)", m.noun(), m.id, api.KindPaths[m.kind], m.id)
+	key, d := m.key(ctx, prior, next)
+	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
+	op, err := m.submit(ctx, key)
+	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
+		return // already gone
+	}
+	if err != nil {
+		diags.Append(gatewayDiagnostic(m.attempted, err))
+		return
+	}
+	_, d = m.wait(ctx, op)
+	diags.Append(d...)
 }

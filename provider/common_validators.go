@@ -60,7 +60,18 @@ type ruleValidator struct {
 	unique bool
 }
 
-func (v ruleValidator) Description(context.Context) string { return "must be " + v.rule.Help }
+func (v ruleValidator) Description(context.Context) string {
+	if v.rule == nil {
+		return "must be what the gateway accepts for " + v.field
+	}
+	return "must be " + v.rule.Help
+}
+
+func (v mapValidator) Description(ctx context.Context) string {
+	return "keys must be " + v.key.Help + "; values " + v.ruleValidator.Description(ctx)
+}
+
+func (v mapValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
 
 func (v ruleValidator) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
 
@@ -139,7 +150,7 @@ func (v mapValidator) ValidateMap(ctx context.Context, req validator.MapRequest,
 		if item.IsNull() || item.IsUnknown() {
 			continue
 		}
-		if msg := v.rule.CheckValue(item.ValueString()); msg != "" {
+		if msg := v.rule.CheckValue(item.ValueString()); msg != "" { // a nil rule finds nothing wrong
 			resp.Diagnostics.AddAttributeError(req.Path.AtMapKey(k), v.summary(), fmt.Sprintf("each value of %s must be %s: %s.", v.field, v.rule.Help, msg))
 		}
 	}

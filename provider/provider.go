@@ -178,6 +178,7 @@ func (p *SasProvider) Resources(_ context.Context) []func() resource.Resource {
 	return []func() resource.Resource{
 		NewIPReservationResource,
 		NewCalmAppResource,
+		NewModuleRunResource,
 	}
 }
 

@@ -240,3 +240,8 @@ func (c planText) CheckPlan(_ context.Context, req plancheck.CheckPlanRequest, r
 		resp.Error = fmt.Errorf("the plan's configuration holds the secret")
 	}
 }
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

@@ -50,11 +50,15 @@ func calmGateway(t *testing.T, configure ...func(*server.Config)) (*testenv.Gate
 	sim := env.StartCalm(t)
 	logs := &syncBuffer{}
 	var dataDir string
-	gw := env.StartGateway(t, append([]func(*server.Config){func(c *server.Config) {
-		dataDir = c.DataDir
-		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "gateway", Level: hclog.Trace, Output: logs})
-	}}, configure...)...)
+	gw := env.StartGateway(t, append([]func(*server.Config){func(c *server.Config) { dataDir = c.DataDir }, traceLogs(logs)}, configure...)...)
 	return gw, sim, dataDir, logs
+}
+
+// traceLogs sends a gateway's logs, at trace level, to logs.
+func traceLogs(logs *syncBuffer) func(*server.Config) {
+	return func(c *server.Config) {
+		c.Logger = hclog.New(&hclog.LoggerOptions{Name: "gateway", Level: hclog.Trace, Output: logs})
+	}
 }
 
 func liveApps(sim *simcalm.Server) []simcalm.AppSnapshot {

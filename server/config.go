@@ -101,6 +101,17 @@ type Config struct {
 	// MetricsAddr, when set, is where sas-server serves Prometheus metrics,
 	// on a listener of their own (they name bundles and routes, so they are
 	// not on the API). Plain HTTP only on loopback, like the API.
+	// ModuleCatalogDir is the operator's catalog of approved modules
+	// (catalog.json); empty: module runs are decided by policy, then 501.
+	// TerraformPath is the CLI that runs them, ModulePluginDir the provider
+	// mirror init installs from (no network), ModuleWorkDir where private
+	// working directories go (default: a fresh directory under the system's
+	// temporary directory, outside DataDir, removed at shutdown).
+	ModuleCatalogDir string
+	TerraformPath    string
+	ModulePluginDir  string
+	ModuleWorkDir    string
+
 	MetricsAddr string
 
 	LogLevel string

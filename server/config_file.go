@@ -23,6 +23,7 @@ type fileConfig struct {
 	Audit     *auditBlock     `hcl:"audit,block"`
 	RateLimit *rateLimitBlock `hcl:"rate_limit,block"`
 	Orch      *orchBlock      `hcl:"orchestrator,block"`
+	Modules   *modulesBlock   `hcl:"modules,block"`
 	Log       *logBlock       `hcl:"log,block"`
 }
 
@@ -83,6 +84,13 @@ type orchBlock struct {
 	RevokeTimeout    hcl.Expression `hcl:"revoke_timeout,optional"`
 }
 
+type modulesBlock struct {
+	CatalogDir string `hcl:"catalog_dir"`
+	Terraform  string `hcl:"terraform"`
+	PluginDir  string `hcl:"plugin_dir"`
+	WorkDir    string `hcl:"work_dir,optional"`
+}
+
 type logBlock struct {
 	Level  string `hcl:"level,optional"`
 	Format string `hcl:"format,optional"`
@@ -102,8 +110,12 @@ var envOverrides = []struct {
 	{"SAS_POSTGRES_DSN_FILE", func(c *Config, v string) error { c.PostgresDSNFile = v; return nil }},
 	{"SAS_BUNDLE_DIR", func(c *Config, v string) error { c.BundleDir = v; return nil }},
 	{"SAS_MAX_CALLER_TTL", func(c *Config, v string) (err error) { c.MaxCallerTTL, err = time.ParseDuration(v); return err }},
+	{"SAS_MODULE_WORK_DIR", func(c *Config, v string) error { c.ModuleWorkDir = v; return nil }},
 	{"SAS_METRICS_ADDR", func(c *Config, v string) error { c.MetricsAddr = v; return nil }},
 	{"SAS_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"SAS_MODULE_CATALOG_DIR", func(c *Config, v string) error { c.ModuleCatalogDir = v; return nil }},
+	{"SAS_TERRAFORM_PATH", func(c *Config, v string) error { c.TerraformPath = v; return nil }},
+	{"SAS_MODULE_PLUGIN_DIR", func(c *Config, v string) error { c.ModulePluginDir = v; return nil }},
 }
 
 // LoadConfig reads an HCL configuration file (if path is not empty), then
@@ -172,6 +184,9 @@ func (fc *fileConfig) apply(c *Config) error {
 		diags = append(diags, duration(o.RescueAfter, &c.OperationRescueAfter)...)
 		diags = append(diags, duration(o.SweepInterval, &c.SweepInterval)...)
 		diags = append(diags, duration(o.RevokeTimeout, &c.RevokeTimeout)...)
+	}
+	if m := fc.Modules; m != nil {
+		c.ModuleCatalogDir, c.TerraformPath, c.ModulePluginDir, c.ModuleWorkDir = m.CatalogDir, m.Terraform, m.PluginDir, m.WorkDir
 	}
 	if l := fc.Log; l != nil {
 		c.LogLevel, c.LogJSON = l.Level, l.Format == "json"

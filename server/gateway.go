@@ -15,6 +15,7 @@ import (
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
@@ -35,6 +36,10 @@ type Gateway struct {
 	healthy healthMemo    // the last health check, shared for healthEvery
 	metrics *gatewayMetrics
 	orch    *orchestrator.Orchestrator
+	modules *executor.Modules // module runs; nil without a catalog
+	// ownWorkDir is the module runs' working directory this gateway made
+	// (removed at Close).
+	ownWorkDir string
 
 	tokenCache *tokenCache
 }
@@ -117,6 +122,9 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 		cfg.Logger.Warn("natural keys of resources stored before schema 5 not all set; those are not adopted by a repeated create", "error", err)
 	} else if n > 0 {
 		cfg.Logger.Info("natural keys set on resources stored before schema 5", "count", n)
+	}
+	if g.modules, err = g.moduleRuns(); err != nil {
+		return nil, err
 	}
 	g.limiter = newKeyedLimiter(g.cfg.RateLimit, g.cfg.RateBurst)
 	g.guard = newAddressGuard(g.cfg.UnauthenticatedRate, g.cfg.UnauthenticatedBurst, g.cfg.FloodWindow)
@@ -272,6 +280,9 @@ func (g *Gateway) Close() error {
 		errs = append(errs, fmt.Errorf("final audit checkpoint: %w", err))
 	}
 	errs = append(errs, g.audit.Close(), g.vault.Close(ctx), g.store.Close())
+	if g.ownWorkDir != "" {
+		errs = append(errs, os.RemoveAll(g.ownWorkDir))
+	}
 	return errors.Join(errs...)
 }
 

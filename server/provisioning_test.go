@@ -12,6 +12,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
 func waitOperation(t *testing.T, gw *testenv.Gateway, tok, id string) api.Operation {
@@ -181,10 +182,10 @@ func TestConcurrentReservationsGetDistinctAddresses(t *testing.T) {
 // 501 after schema and policy: no operation is stored (nothing would ever
 // run it), the request is audited, and a denial stays a denial.
 func TestAllowedKindWithoutExecutorIs501(t *testing.T) {
-	gw := env.StartGateway(t)
+	gw := env.StartGateway(t, func(c *server.Config) { c.ModuleCatalogDir = "" }) // no catalog: no module runs here
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "early-adopter", Bundles: []string{sbx}})
 	for kind, body := range map[string]string{
-		api.KindModuleRun: `{"module":"platform/service-registration","version":"2.0.0","variables":{"name":"www"}}`,
+		api.KindModuleRun: `{"name":"reg-1","module":"platform/service-registration","version":"2.0.0","inputs":{"name":"www"}}`,
 	} {
 		a := do(t, gw, call{method: "POST", path: "/v1/" + api.KindPaths[kind], token: tok, bundle: sbx, env: "sbx", body: body, idempotencyKey: kind})
 		if a.status != http.StatusNotImplemented || a.problem.Type != api.ProblemNotImplemented || !strings.Contains(a.problem.Detail, kind) {

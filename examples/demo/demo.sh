@@ -71,6 +71,11 @@ calm_state=$(curl -sf --cacert "$SAS_DEV_CALM_CA" -u "$calm_user" "$SAS_DEV_CALM
 echo "    app $app_uuid: Calm says $calm_state, address $app_addr"
 [ "$calm_state" = running ] && [ "$app_addr" = "$ip" ] || { echo "demo failed: app $calm_state on $app_addr, want running on $ip" >&2; exit 1; }
 
+echo "==> the catalog module ran through the gateway: its plan was judged, then applied"
+window=$("$bin/terraform" -chdir="$work/tf" output -raw maintenance_window)
+echo "    maintenance window: $window; plan: $("$bin/terraform" -chdir="$work/tf" output -json module_plan)"
+case "$window" in *'"service":"demo-web"'*) ;; *) echo "demo failed: module outputs $window" >&2; exit 1 ;; esac
+
 echo "==> a prod blueprint under the sandbox bundle is denied at plan, on the attribute"
 if "$bin/terraform" -chdir="$work/tf" plan -input=false -no-color -var blueprint=linux-vm-prod >"$work/deny-bp.log" 2>&1; then
   echo "demo failed: the prod blueprint was allowed" >&2; exit 1
@@ -93,4 +98,4 @@ echo "    Calm app $app_uuid after destroy: $gone"
 echo "==> the audit chain verifies"
 "$bin/sas-server" audit verify --data-dir "$work/stack"
 
-echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', provisioned $ip and a Calm app on it, and released both"
+echo "==> demo passed: the gateway verified the token against Vault, recorded owner '$owner', provisioned $ip, a Calm app on it and a catalog module run, and released them all"

@@ -49,6 +49,19 @@ resource "sas_calm_app" "proto" {
   }
 }
 
+# An approved module from the operator's catalog, planned, judged by the
+# bundle and applied by the gateway.
+resource "sas_module_run" "window" {
+  name    = "demo-window"
+  module  = "platform/maintenance-window"
+  version = "1.1.0"
+  inputs = {
+    service    = "demo-web"
+    start_hour = "2"
+    weekday    = "sunday"
+  }
+}
+
 output "owner" {
   description = "The Vault entity the gateway recorded as the owner."
   value       = data.sas_identity.me.owner
@@ -84,4 +97,12 @@ output "app_state" {
 
 output "app_addresses" {
   value = sas_calm_app.proto.addresses
+}
+
+output "maintenance_window" {
+  value = sas_module_run.window.outputs["window"]
+}
+
+output "module_plan" {
+  value = sas_module_run.window.plan
 }

@@ -59,6 +59,14 @@ rate_limit {
   unauthenticated_burst      = 30 # are refused before Vault is asked (no forwarding header trusted)
 }
 
+# Module runs (module_run): without this block they are decided by policy,
+# then answered 501. See docs/gateway/operations.md.
+# modules {
+#   catalog_dir = "/etc/sas/modules"         # catalog.json + the approved sources
+#   terraform   = "/usr/local/bin/terraform" # the CLI that runs them
+#   plugin_dir  = "/var/lib/sas/plugins"     # provider mirror: init never downloads
+# }
+
 log {
   level  = "info"
   format = "json"

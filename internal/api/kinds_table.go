@@ -180,16 +180,41 @@ var calmAppKind = &Kind{
 	Settings: Settings{Workers: 4, StepTimeout: 5 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 5},
 }
 
+// A module run's fields an update may change.
+var (
+	moduleVersion = Field{Name: "version", Type: TypeString, Required: true, Mutable: true, Rule: ruleVersion,
+		Description: "Module version, one the bundle and the operator's catalog approve."}
+	moduleInputs = Field{Name: "inputs", Type: TypeMap, Key: ruleVarName, Max: maxVariables, Mutable: true,
+		Description: "The module's inputs (its variables); the operator's catalog says which exist, their types and which are secret."}
+	moduleSecretInputs = Field{Name: "secret_inputs", Type: TypeMap, Key: ruleVarName, Rule: ruleVarValue, Max: maxVariables, Mutable: true, Secret: true,
+		Description: "The module's secret inputs. Never stored, logged or returned: they reach Terraform through its environment only."}
+)
+
+// optional is f as an update carries it: sent only to change it.
+func optional(f Field) Field {
+	f.Required = false
+	return f
+}
+
 var moduleRunKind = &Kind{
 	Name: KindModuleRun, Path: "module-runs", Title: "module run",
-	Description: "A run of an approved Terraform module from the catalog.",
+	Description: "A run of an approved Terraform module from the catalog, planned and judged by the bundle before it is applied.",
 	Create: Body{
 		New: func() Validator { return &ModuleRunRequest{} },
 		Fields: []Field{
+			{Name: "name", Type: TypeString, Required: true, Rule: ruleAppName, Description: "Name of the run, unique among module runs: what an interrupted apply adopts by."},
 			{Name: "module", Type: TypeString, Required: true, Rule: ruleModule, Catalog: CatalogModules, Description: "Module from the bundle's catalog."},
-			{Name: "version", Type: TypeString, Rule: ruleVersion, Description: "Module version."},
-			{Name: "variables", Type: TypeMap, Key: ruleVarName, Max: maxVariables, Description: "Module input variables."},
+			moduleVersion, moduleInputs, moduleSecretInputs,
 			changeTicket,
+		},
+	},
+	Update: Body{
+		New:    func() Validator { return &ModuleRunUpdate{} },
+		Fields: []Field{optional(moduleVersion), moduleInputs, moduleSecretInputs, changeTicket},
+		Check: func(v any, f *fieldErrors) {
+			if r := v.(*ModuleRunUpdate); r.Version == "" && r.Inputs == nil && r.SecretInputs == nil {
+				f.add("", "nothing to update; send at least one of version, inputs, secret_inputs")
+			}
 		},
 	},
 	Delete:   deleteBody,

@@ -30,6 +30,7 @@ type NaturalKeyed interface {
 var (
 	_ NaturalKeyed = (*IPReservationRequest)(nil)
 	_ NaturalKeyed = (*CalmAppRequest)(nil)
+	_ NaturalKeyed = (*ModuleRunRequest)(nil)
 )
 
 // DefaultDNSView is the Infoblox DNS view a reservation without one goes to.
@@ -65,6 +66,18 @@ func (r *CalmAppRequest) ObjectSpec() any {
 	s.ChangeTicket, s.PowerState = "", ""
 	if s.Profile == "" {
 		s.Profile = DefaultCalmProfile
+	}
+	return s
+}
+
+// NaturalKey is the run's name.
+func (r *ModuleRunRequest) NaturalKey() string { return r.Name }
+
+func (r *ModuleRunRequest) ObjectSpec() any {
+	s := *r
+	s.ChangeTicket = ""
+	if len(s.Inputs) == 0 {
+		s.Inputs = nil
 	}
 	return s
 }

@@ -116,10 +116,22 @@ type MachineSize struct {
 
 // ModuleRunRequest runs a Terraform module from the catalog.
 type ModuleRunRequest struct {
-	Module       string         `json:"module"` // catalog module name
-	Version      string         `json:"version,omitempty"`
-	Variables    map[string]any `json:"variables,omitempty"`
-	ChangeTicket string         `json:"change_ticket,omitempty"`
+	Name    string         `json:"name"`
+	Module  string         `json:"module"` // catalog module name
+	Version string         `json:"version"`
+	Inputs  map[string]any `json:"inputs,omitempty"`
+	// SecretInputs hold keyed digests once the gateway has them.
+	SecretInputs map[string]string `json:"secret_inputs,omitempty"`
+	ChangeTicket string            `json:"change_ticket,omitempty"`
+}
+
+// ModuleRunUpdate re-runs a module with another version or other inputs
+// (inputs, when sent, replace the previous ones whole).
+type ModuleRunUpdate struct {
+	Version      string            `json:"version,omitempty"`
+	Inputs       map[string]any    `json:"inputs,omitempty"`
+	SecretInputs map[string]string `json:"secret_inputs,omitempty"`
+	ChangeTicket string            `json:"change_ticket,omitempty"`
 }
 
 // DecisionRequest is the body of POST /v1/decisions: what would happen if

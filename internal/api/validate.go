@@ -60,6 +60,9 @@ func (r *CalmAppUpdate) Validate() error { return validateBody(KindCalmApp, Acti
 // Validate checks a module run create.
 func (r *ModuleRunRequest) Validate() error { return validateBody(KindModuleRun, ActionCreate, r) }
 
+// Validate checks a module run update.
+func (r *ModuleRunUpdate) Validate() error { return validateBody(KindModuleRun, ActionUpdate, r) }
+
 // Validate checks a decision request's envelope; the embedded request is
 // checked by DecodeKind.
 func (r *DecisionRequest) Validate() error {

@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/modules"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+	"github.com/sas-platform/terraform-provider-sas/internal/tfrun"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
 
@@ -32,12 +35,24 @@ type Executor interface {
 
 // Env is what the gateway lends executors: lookups into the loaded bundles.
 type Env struct {
+	// Modules configures module runs (nil: the kind has no executor here).
+	Modules *Modules
 	// NetworkCIDR resolves a network name a bundle declares to its CIDR.
 	NetworkCIDR func(bundle, name string) (string, bool)
 	// Resource reads another resource of the same owner (one a request
 	// refers to, such as a Calm app's IP reservation); the gateway checked
 	// at admission that the owner holds it in the operation's context.
 	Resource func(ctx context.Context, kind, id, ownerEntityID string) (operations.Resource, error)
+}
+
+// Modules is what the module_run executor needs: the operator's catalog,
+// the Terraform runner, where states live, and the bundle's verdict on a plan.
+type Modules struct {
+	Catalog  *modules.Catalog
+	Runner   *tfrun.Runner
+	StateDir string
+	// JudgePlan puts a run's saved plan to the operation's own bundle.
+	JudgePlan func(ctx context.Context, j Job, request any, plan policy.Plan) (api.Decision, error)
 }
 
 // Job is one attempt at an operation (or one read of a resource).
@@ -54,6 +69,10 @@ type Job struct {
 	// Checkpoint is what an earlier step saved about the downstream work it
 	// started (nil on the first step): continue that work, never start it again.
 	Checkpoint json.RawMessage
+	// SubToken is Vault's address and this step's sub-token, for an
+	// executor that hands the token on (a Terraform run's environment);
+	// nil on reads. The token is a secret: never log, store or return it.
+	SubToken func() (addr, token string)
 	// Secrets reads the clear values of the request's secret fields (the
 	// request itself holds only their digests) with this step's sub-token;
 	// vault.ErrRequestSecretsGone once ForgetSecrets ran.

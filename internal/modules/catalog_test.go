@@ -118,7 +118,7 @@ func TestCheckInputs(t *testing.T) {
 	if p := v.CheckInputs(map[string]any{"service": "web", "rotation_days": float64(30)}, map[string]string{"initial_secret": "x"}); len(p) != 0 {
 		t.Fatalf("valid inputs refused: %v", p)
 	}
-	p := v.CheckInputs(map[string]any{"initial_secret": "clear!", "colour": "red", "rotation_days": "30"}, map[string]string{"service": "web"})
+	p := v.CheckInputs(map[string]any{"initial_secret": "clear!", "colour": "red", "rotation_days": "thirty"}, map[string]string{"service": "web"})
 	for _, name := range []string{"initial_secret", "colour", "rotation_days", "service"} {
 		if p[name] == "" {
 			t.Errorf("no problem reported for %s: %v", name, p)

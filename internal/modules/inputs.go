@@ -3,6 +3,7 @@ package modules
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -70,13 +71,23 @@ func typeProblem(typ string, val any) string {
 			return fmt.Sprintf("got %T", val)
 		}
 	case "number":
-		switch val.(type) {
+		switch v := val.(type) {
 		case float64, int, int64:
+		case string: // Terraform converts numeric strings (the provider sends strings)
+			if _, err := strconv.ParseFloat(v, 64); err != nil {
+				return fmt.Sprintf("%q is not a number", v)
+			}
 		default:
 			return fmt.Sprintf("got %T", val)
 		}
 	case "bool":
-		if _, ok := val.(bool); !ok {
+		switch v := val.(type) {
+		case bool:
+		case string:
+			if v != "true" && v != "false" {
+				return fmt.Sprintf("%q is not true or false", v)
+			}
+		default:
 			return fmt.Sprintf("got %T", val)
 		}
 	}

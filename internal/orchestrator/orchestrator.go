@@ -391,6 +391,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 			return o.cfg.Vault.ReadRequestSecrets(ctx, sub, w.RequestID)
 		},
 		ForgetSecrets: func(ctx context.Context) error { return o.cfg.Vault.DestroyRequestSecrets(ctx, sub, w.RequestID) },
+		SubToken:      func() (string, string) { return o.cfg.Vault.Addr(), sub.Token },
 		Save:          func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
 	}
 	// A cancelled operation, or one past its kind's deadline, ends here:

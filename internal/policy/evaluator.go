@@ -86,6 +86,21 @@ type Input struct {
 	// Resource is the existing resource an update, delete or read acts on,
 	// as the gateway stored it; Bundle and Environment above are its own.
 	Resource *Resource `json:"resource,omitempty"`
+	// Plan is the Terraform plan a module run would apply, judged before
+	// it is (input.plan.resource_changes: address, type, actions).
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// Plan is a module run's saved plan as policies see it.
+type Plan struct {
+	ResourceChanges []PlanChange `json:"resource_changes"`
+}
+
+// PlanChange is one resource change of a plan.
+type PlanChange struct {
+	Address string   `json:"address"`
+	Type    string   `json:"type"`
+	Actions []string `json:"actions"`
 }
 
 // Resource is a stored resource as policies see it.

@@ -27,7 +27,7 @@ func TestExampleBundlesAllowTheirHappyPath(t *testing.T) {
 			Name: "demo", Project: "sas-sbx", Blueprint: "linux-vm-sandbox", Network: "10.10.0.0/25",
 			Size: api.MachineSize{VCPUs: 2, MemoryGiB: 4, DiskGiB: 50},
 		}},
-		{"fedramp_sbx_default", "sbx", api.KindModuleRun, api.ActionCreate, &api.ModuleRunRequest{Module: "platform/service-registration"}},
+		{"fedramp_sbx_default", "sbx", api.KindModuleRun, api.ActionCreate, &api.ModuleRunRequest{Name: "reg", Module: "platform/service-registration", Version: "2.0.0"}},
 		{"fedramp_sbx_default", "sbx", api.KindCalmApp, api.ActionDelete, nil},
 		{"fedramp_dev_default", "dev", api.KindIPReservation, api.ActionCreate, api.IPReservationRequest{
 			Network: "dev-app", Hostname: "api-01", DNSZone: "dev.example.internal", Aliases: []string{"api.dev.example.internal"},
@@ -41,7 +41,7 @@ func TestExampleBundlesAllowTheirHappyPath(t *testing.T) {
 			Size: api.MachineSize{VCPUs: 16, MemoryGiB: 64, DiskGiB: 1000}, ChangeTicket: "CHG0012345",
 		}},
 		{"fedramp_prod_restricted", "prod", api.KindModuleRun, api.ActionCreate, api.ModuleRunRequest{
-			Module: "platform/maintenance-window", Version: "1.1.0", ChangeTicket: "CHG0012345",
+			Name: "ledger-window", Module: "platform/maintenance-window", Version: "1.1.0", ChangeTicket: "CHG0012345",
 		}},
 		{"fedramp_prod_restricted", "prod", api.KindIPReservation, api.ActionRead, nil},
 	}

@@ -393,6 +393,17 @@ func inputValue(in Input) (ast.Value, error) {
 			ast.Item(ast.StringTerm("spec"), ast.NewTerm(spec)),
 		))
 	}
+	if in.Plan != nil {
+		changes := make([]*ast.Term, len(in.Plan.ResourceChanges))
+		for i, c := range in.Plan.ResourceChanges {
+			changes[i] = ast.ObjectTerm(
+				ast.Item(ast.StringTerm("address"), ast.StringTerm(c.Address)),
+				ast.Item(ast.StringTerm("type"), ast.StringTerm(c.Type)),
+				ast.Item(ast.StringTerm("actions"), stringsTerm(c.Actions)),
+			)
+		}
+		obj.Insert(ast.StringTerm("plan"), ast.ObjectTerm(ast.Item(ast.StringTerm("resource_changes"), ast.ArrayTerm(changes...))))
+	}
 	return obj, nil
 }
 

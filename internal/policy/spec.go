@@ -112,6 +112,10 @@ type Blueprint struct {
 type Module struct {
 	Versions    []string `json:"versions"`
 	Description string   `json:"description,omitempty"`
+	// ResourceTypes are the only resource types a run's plan may manage;
+	// AllowReplace lets a plan other than a delete's destroy or replace.
+	ResourceTypes []string `json:"resource_types,omitempty"`
+	AllowReplace  bool     `json:"allow_replace,omitempty"`
 }
 
 // Limits cap what one request may ask for.
@@ -120,6 +124,8 @@ type Limits struct {
 	MaxMemoryGiB int `json:"max_memory_gib"`
 	MaxDiskGiB   int `json:"max_disk_gib"`
 	MaxAliases   int `json:"max_aliases"`
+	// MaxModuleResources caps the resources one module run's plan manages.
+	MaxModuleResources int `json:"max_module_resources,omitempty"`
 }
 
 // AllowsEnvironment reports whether the bundle may be used in env.

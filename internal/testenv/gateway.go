@@ -38,6 +38,12 @@ func (e *Env) StartGateway(t testing.TB, configure ...func(*server.Config)) *Gat
 		BundleDir:         filepath.Join(root, "examples", "bundles"),
 		GenerateAuditKeys: true,
 		Logger:            hclog.New(&hclog.LoggerOptions{Name: "gateway", Level: hclog.Warn, Output: tw}),
+		// Module runs: the shipped catalog, run by the Terraform and the
+		// provider mirror `make tools` built.
+		ModuleCatalogDir: filepath.Join(root, "examples", "modules"),
+		TerraformPath:    filepath.Join(root, "bin", "terraform"),
+		ModulePluginDir:  filepath.Join(root, "bin", "plugins"),
+		ModuleWorkDir:    filepath.Join(t.TempDir(), "runs"),
 	}
 	for _, f := range configure {
 		f(&cfg)

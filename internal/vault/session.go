@@ -155,3 +155,6 @@ func (s *Session) Close(ctx context.Context) error {
 	}
 	return c.Auth().Token().RevokeSelfWithContext(ctx, "")
 }
+
+// Addr is the Vault address the session talks to.
+func (s *Session) Addr() string { return s.addr }

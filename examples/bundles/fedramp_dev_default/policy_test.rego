@@ -38,7 +38,7 @@ calm_request := {
 	"variables": {"pg_version": "16"},
 }
 
-module_request := {"module": "platform/secret-rotation", "version": "1.0.0"}
+module_request := {"name": "rotate-demo", "module": "platform/secret-rotation", "version": "1.0.0"}
 
 ip := envelope("dev", "ip_reservation", "create", ip_request)
 

@@ -38,7 +38,7 @@ calm_request := {
 	"change_ticket": "CHG0012345",
 }
 
-module_request := {"module": "platform/maintenance-window", "version": "1.1.0", "change_ticket": "CHG0012345"}
+module_request := {"name": "ledger-window", "module": "platform/maintenance-window", "version": "1.1.0", "change_ticket": "CHG0012345"}
 
 ip := envelope("ip_reservation", "create", ip_request)
 
@@ -162,7 +162,7 @@ test_unpinned_module_denied if {
 	inp := envelope("module_run", "create", object.remove(module_request, ["version"]))
 	v := violation(inp, "module_version_required")
 	v.path == "/version"
-	rules_for(inp) == {"module_version_required"}
+	rules_for(inp) == {"module_version_required", "field_required"}
 }
 
 test_module_version_not_in_prod_catalog_denied if {

@@ -382,6 +382,50 @@ violations contains {
 	not request.version in spec.modules[request.module].versions
 }
 
+# A module run's saved plan, judged before it is applied (input.plan):
+# only the resource types the bundle approves for the module, no more
+# resources than its limit, and nothing destroyed or replaced except by a
+# delete (or where the bundle allows replacements for the module).
+plan_changes := object.get(object.get(input, "plan", {}), "resource_changes", [])
+
+module_spec := object.get(spec.modules, object.get(request, "module", ""), {})
+
+violations contains {
+	"rule": "module_resource_type_not_allowed",
+	"message": sprintf("the plan of module %s would manage %s (%s); bundle %s approves only %s for it", [request.module, c.type, c.address, bundle_name, fmt_list(sort(module_spec.resource_types))]),
+	"path": "/module",
+	"control_ids": ["CM-7", "CM-3"],
+} if {
+	input.kind == "module_run"
+	some c in plan_changes
+	is_array(module_spec.resource_types)
+	not c.type in module_spec.resource_types
+}
+
+violations contains {
+	"rule": "module_destroy_not_allowed",
+	"message": sprintf("the plan of module %s would %s %s; bundle %s lets a module run destroy or replace resources only when it is deleted", [request.module, concat("/", c.actions), c.address, bundle_name]),
+	"path": "/inputs",
+	"control_ids": ["CM-3", "CP-9"],
+} if {
+	input.kind == "module_run"
+	action != "delete"
+	not module_spec.allow_replace
+	some c in plan_changes
+	"delete" in c.actions
+}
+
+violations contains {
+	"rule": "module_too_many_resources",
+	"message": sprintf("the plan of module %s would manage %d resources; bundle %s allows at most %d per module run", [request.module, count(plan_changes), bundle_name, spec.limits.max_module_resources]),
+	"path": "/inputs",
+	"control_ids": ["SC-6", "CM-7"],
+} if {
+	input.kind == "module_run"
+	is_number(spec.limits.max_module_resources)
+	count(plan_changes) > spec.limits.max_module_resources
+}
+
 violations contains {
 	"rule": "module_version_required",
 	"message": sprintf("bundle %s requires a pinned module version (one of %s) in %s", [bundle_name, fmt_list(spec.modules[request.module].versions), environment]),

@@ -37,7 +37,7 @@ calm_request := {
 	"size": {"vcpus": 2, "memory_gib": 4, "disk_gib": 50},
 }
 
-module_request := {"module": "platform/maintenance-window", "version": "1.1.0", "variables": {"service": "demo"}}
+module_request := {"name": "demo-window", "module": "platform/maintenance-window", "version": "1.1.0", "inputs": {"service": "demo"}}
 
 ip := envelope("ip_reservation", "create", ip_request)
 
@@ -82,8 +82,9 @@ test_module_run_allowed if {
 	policy.allow with input as module
 }
 
-test_module_run_without_version_allowed_in_sandbox if {
-	policy.allow with input as envelope("module_run", "create", {"module": "platform/service-registration"})
+test_module_run_without_version_denied if {
+	inp := envelope("module_run", "create", {"name": "reg", "module": "platform/service-registration"})
+	violation(inp, "field_required").path == "/version"
 }
 
 test_read_and_delete_without_body_allowed if {
@@ -285,4 +286,41 @@ test_variables_outside_the_allowlist_denied if {
 
 test_allowed_variables_and_secrets_allowed if {
 	policy.allow with input as with_request(calm, {"variables": {"OWNER_EMAIL": "a@example.org"}, "secret_variables": {"ADMIN_PASSWORD": "hmac-sha256:00"}})
+}
+
+# --- module run plans
+
+plan_of(changes) := object.union(module, {"plan": {"resource_changes": changes}})
+
+test_module_plan_with_approved_types_allowed if {
+	policy.allow with input as plan_of([
+		{"address": "terraform_data.window", "type": "terraform_data", "actions": ["create"]},
+		{"address": "time_static.registered", "type": "time_static", "actions": ["create"]},
+	])
+}
+
+test_module_plan_with_other_types_denied if {
+	inp := plan_of([{"address": "aws_s3_bucket.b", "type": "aws_s3_bucket", "actions": ["create"]}])
+	violation(inp, "module_resource_type_not_allowed").path == "/module"
+	rules_for(inp) == {"module_resource_type_not_allowed"}
+}
+
+test_module_plan_replacing_outside_a_delete_denied if {
+	inp := plan_of([{"address": "terraform_data.window", "type": "terraform_data", "actions": ["delete", "create"]}])
+	rules_for(inp) == {"module_destroy_not_allowed"}
+}
+
+test_module_destroy_plan_of_a_delete_allowed if {
+	inp := object.union(envelope("module_run", "delete", {}), {
+		"plan": {"resource_changes": [
+			{"address": "terraform_data.window", "type": "terraform_data", "actions": ["delete"]},
+		]},
+		"request": {"module": "platform/maintenance-window"},
+	})
+	not violation(inp, "module_destroy_not_allowed")
+}
+
+test_module_plan_over_the_resource_limit_denied if {
+	inp := plan_of([{"address": sprintf("terraform_data.n[%d]", [i]), "type": "terraform_data", "actions": ["create"]} | some i in numbers.range(0, 10)])
+	rules_for(inp) == {"module_too_many_resources"}
 }

@@ -7,13 +7,18 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor/calmapp"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor/ipreservation"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/modulerun"
 )
 
 // Executors returns the executor of every kind that has one. A kind without
 // one is still decided by policy, then answered 501.
 func Executors(env executor.Env) map[string]executor.Executor {
-	return map[string]executor.Executor{
+	execs := map[string]executor.Executor{
 		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: env.NetworkCIDR},
 		api.KindCalmApp:       &calmapp.Executor{NetworkCIDR: env.NetworkCIDR, Resource: env.Resource},
 	}
+	if env.Modules != nil { // a gateway with a module catalog and a Terraform to run it
+		execs[api.KindModuleRun] = &modulerun.Executor{Modules: *env.Modules}
+	}
+	return execs
 }

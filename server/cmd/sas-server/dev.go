@@ -106,6 +106,16 @@ func dev(ctx context.Context, args []string) error {
 		GenerateAuditKeys: true, // dev only: keys in <data-dir>/gateway/keys
 		Logger:            logger,
 	}
+	// Module runs: the shipped catalog, with the Terraform and the provider
+	// mirror `make tools` built, when this runs inside the repository.
+	if root, err := devvault.RepoRoot(); err == nil {
+		tf, plugins := filepath.Join(root, "bin", "terraform"), filepath.Join(root, "bin", "plugins")
+		if _, err := os.Stat(tf); err == nil {
+			if _, err := os.Stat(plugins); err == nil {
+				cfg.ModuleCatalogDir, cfg.TerraformPath, cfg.ModulePluginDir = filepath.Join(root, "examples", "modules"), tf, plugins
+			}
+		}
+	}
 	return runGateway(ctx, cfg, func(at listening) error {
 		addr := at.API
 		env := map[string]string{

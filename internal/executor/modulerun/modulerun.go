@@ -1,0 +1,224 @@
+// Package modulerun is the executor of the module_run kind: one approved
+// Terraform module, run by the gateway with the operation's sub-token only.
+// Each run plans to a saved plan, has the plan judged by the operation's
+// bundle, and applies exactly that plan; a destroy is planned and judged
+// the same way.
+//
+// A step that dies mid-apply loses nothing: Terraform has written its
+// progress to the resource's state, the saved plan dies with the private
+// working directory, and the next step plans again from the state — so a
+// plan is never applied twice, nor a stale one.
+package modulerun
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	tfjson "github.com/hashicorp/terraform-json"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor"
+	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+	"github.com/sas-platform/terraform-provider-sas/internal/tfrun"
+	"github.com/sas-platform/terraform-provider-sas/internal/vault"
+)
+
+var _ executor.Executor = (*Executor)(nil)
+
+// Executor runs catalog modules.
+type Executor struct{ executor.Modules }
+
+// resourceID is the module run's id: it names its state file, so it is
+// known before the first apply writes anything.
+func resourceID(opID string) string { return "mr-" + strings.TrimPrefix(opID, "op-") }
+
+func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {
+	op := j.Operation
+	var req api.ModuleRunRequest // the spec to run: the create's, or the stored one with the update laid over it
+	id := resourceID(op.ID)
+	if j.Resource != nil {
+		id = j.Resource.ID
+		if err := json.Unmarshal(j.Resource.Spec, &req); err != nil {
+			return executor.Result{}, executor.Permanent(fmt.Errorf("module run %s spec: %w", id, err))
+		}
+	}
+	switch op.Action {
+	case api.ActionCreate:
+		if err := json.Unmarshal(op.Request, &req); err != nil {
+			return executor.Result{}, executor.Permanent(fmt.Errorf("operation %s request: %w", op.ID, err))
+		}
+	case api.ActionUpdate:
+		var u api.ModuleRunUpdate
+		if err := json.Unmarshal(op.Request, &u); err != nil {
+			return executor.Result{}, executor.Permanent(fmt.Errorf("operation %s request: %w", op.ID, err))
+		}
+		if u.Version != "" {
+			req.Version = u.Version
+		}
+		if u.Inputs != nil {
+			req.Inputs = u.Inputs
+		}
+		if u.SecretInputs != nil {
+			req.SecretInputs = u.SecretInputs
+		}
+	case api.ActionDelete:
+	default:
+		return executor.Result{}, executor.Permanent(fmt.Errorf("module_run cannot %s", op.Action))
+	}
+	destroy := op.Action == api.ActionDelete
+	outputs, summary, err := e.run(ctx, j, id, req, destroy)
+	if err != nil {
+		return executor.Result{}, err
+	}
+	if destroy {
+		return executor.Result{ResourceID: id, Deleted: true}, nil
+	}
+	return executor.Result{ResourceID: id, Attributes: map[string]any{
+		"module": req.Module, "version": req.Version, "outputs": outputs, "plan": summary,
+	}}, nil
+}
+
+// run plans, judges and applies one module run; it returns the outputs
+// (value and sensitivity) and what the applied plan did.
+func (e *Executor) run(ctx context.Context, j executor.Job, id string, req api.ModuleRunRequest, destroy bool) (map[string]any, map[string]any, error) {
+	v, err := e.Catalog.Version(req.Module, req.Version)
+	if err != nil {
+		return nil, nil, executor.Permanent(err)
+	}
+	if err := v.Verify(); err != nil {
+		return nil, nil, executor.Permanent(err)
+	}
+	secrets := map[string]string{}
+	if len(req.SecretInputs) > 0 && !destroy {
+		all, err := j.Secrets(ctx)
+		if errors.Is(err, vault.ErrRequestSecretsGone) {
+			return nil, nil, executor.Permanent(errors.New("the request's secret inputs are no longer in Vault (an earlier step used them); send the request again with them"))
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		for k := range req.SecretInputs {
+			s, ok := all["secret_inputs"][k]
+			if !ok {
+				return nil, nil, executor.Permanent(fmt.Errorf("secret input %s is missing from the request's secrets in Vault", k))
+			}
+			secrets[k] = s
+		}
+	}
+	if !destroy {
+		if problems := v.CheckInputs(req.Inputs, secrets); len(problems) > 0 {
+			return nil, nil, executor.Permanent(fmt.Errorf("inputs of %s %s: %s", req.Module, req.Version, joinProblems(problems)))
+		}
+	} else {
+		// Destroy needs the variables only to evaluate the configuration:
+		// placeholders keep secrets out of a destroy.
+		for _, in := range v.Inputs {
+			if in.Secret && in.Required {
+				secrets[in.Name] = "(destroy)"
+			}
+		}
+	}
+	// The step's sub-token is the run's only credential (modules that read
+	// Vault use it); environment only, redacted from the run's log.
+	env := map[string]string{}
+	if j.SubToken != nil {
+		env["VAULT_ADDR"], env["VAULT_TOKEN"] = j.SubToken()
+	}
+	run, err := e.Runner.Start(ctx, tfrun.Spec{ID: j.Operation.ID, Source: v.Dir, StateFile: filepath.Join(e.StateDir, id+".tfstate"),
+		Inputs: req.Inputs, SecretInputs: secrets, Env: env})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer run.Close()
+	plan, err := run.Plan(ctx, destroy)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	d, err := e.JudgePlan(ctx, j, req, policyPlan(plan.JSON))
+	if err != nil {
+		return nil, nil, err
+	}
+	if !d.Allow {
+		msgs := make([]string, len(d.Violations))
+		for i, v := range d.Violations {
+			msgs[i] = fmt.Sprintf("%s (%s)", v.Message, v.Rule)
+		}
+		return nil, nil, executor.Permanent(fmt.Errorf("bundle %s denied the plan of %s %s (decision %s), so nothing was applied: %s",
+			d.Bundle, req.Module, req.Version, d.DecisionID, strings.Join(msgs, "; ")))
+	}
+	if err := run.Apply(ctx, plan); err != nil {
+		return nil, nil, classify(err)
+	}
+	if len(req.SecretInputs) > 0 && j.ForgetSecrets != nil {
+		if err := j.ForgetSecrets(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	summary := map[string]any{"add": plan.Summary.Add, "change": plan.Summary.Change, "destroy": plan.Summary.Destroy}
+	if destroy {
+		return nil, summary, nil
+	}
+	outs, err := run.Outputs(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	outputs := map[string]any{}
+	for k, o := range outs {
+		var val any
+		_ = json.Unmarshal(o.Value, &val)
+		outputs[k] = map[string]any{"value": val, "sensitive": o.Sensitive}
+	}
+	return outputs, summary, nil
+}
+
+// policyPlan is a plan as the bundle judges it.
+func policyPlan(p *tfjson.Plan) policy.Plan {
+	out := policy.Plan{ResourceChanges: []policy.PlanChange{}}
+	for _, rc := range p.ResourceChanges {
+		if rc.Change == nil || rc.Change.Actions.NoOp() || rc.Change.Actions.Read() {
+			continue
+		}
+		actions := make([]string, len(rc.Change.Actions))
+		for i, a := range rc.Change.Actions {
+			actions[i] = string(a)
+		}
+		out.ResourceChanges = append(out.ResourceChanges, policy.PlanChange{Address: rc.Address, Type: rc.Type, Actions: actions})
+	}
+	return out
+}
+
+// Compensate: a failed run leaves what Terraform applied in the resource's
+// state — nothing is lost track of; there is nothing to release here.
+func (e *Executor) Compensate(context.Context, executor.Job) error { return nil }
+
+// Read reports the last applied run as sas recorded it.
+func (e *Executor) Read(_ context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
+	return j.Resource.Attributes, nil, false, nil
+}
+
+// classify: Terraform's own errors (a validation failure, a provider's
+// refusal) do not change on retry; an interrupted run does.
+func classify(err error) error {
+	if strings.Contains(err.Error(), "interrupted") {
+		return err
+	}
+	return executor.Permanent(err)
+}
+
+func joinProblems(p map[string]string) string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = p[k]
+	}
+	return strings.Join(out, "; ")
+}

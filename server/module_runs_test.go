@@ -1,0 +1,136 @@
+package server_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
+	"github.com/sas-platform/terraform-provider-sas/server"
+)
+
+func output(t *testing.T, op any, name string) (value any, sensitive bool) {
+	t.Helper()
+	outs, _ := op.(map[string]any)["outputs"].(map[string]any)
+	o, ok := outs[name].(map[string]any)
+	if !ok {
+		t.Fatalf("no output %s in %v", name, op)
+	}
+	s, _ := o["sensitive"].(bool)
+	return o["value"], s
+}
+
+// A catalog module through the whole path: planned, the plan judged by the
+// bundle (and audited), applied, its outputs returned; re-run with other
+// inputs; destroyed. Its secret input reaches Terraform and nothing else.
+func TestModuleRunLifecycle(t *testing.T) {
+	var dataDir string
+	logs := &syncBuffer{}
+	gw := env.StartGateway(t, func(c *server.Config) { dataDir = c.DataDir }, traceLogs(logs))
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "platform-team", Bundles: []string{sbx}})
+	sb := func(c call) call { c.token, c.bundle, c.env = tok, sbx, "sbx"; return c }
+	const secret = "rotate-me-0n-day-one-7731"
+
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "POST", path: "/v1/module-runs",
+		body: `{"name":"billing-rotation","module":"platform/secret-rotation","version":"1.0.0",
+			"inputs":{"service":"billing","rotation_days":14},"secret_inputs":{"initial_secret":"` + secret + `"}}`}))).ID)
+	if op.State != api.OperationSucceeded {
+		t.Fatalf("create: %+v", op)
+	}
+	id, _ := op.Result["resource_id"].(string)
+	if fp, sensitive := output(t, op.Result, "secret_fingerprint"); !sensitive || fp == "" {
+		t.Fatalf("secret_fingerprint %v sensitive=%v", fp, sensitive)
+	}
+	if at, sensitive := output(t, op.Result, "rotates_at"); sensitive || at == "" {
+		t.Fatalf("rotates_at %v", at)
+	}
+	if plan, _ := op.Result["plan"].(map[string]any); plan["add"] != float64(2) {
+		t.Fatalf("plan summary %v", op.Result["plan"])
+	}
+	recs := auditOf(t, gw, op.RequestID)
+	judged := false
+	for _, r := range recs {
+		if strings.HasPrefix(r.Outcome, "plan judged") && r.Decision == audit.DecisionAllow {
+			judged = true
+		}
+	}
+	if !judged {
+		t.Fatalf("no audited plan decision in %d records", len(recs))
+	}
+
+	// New inputs: planned, judged and applied again (the schedule changes).
+	up := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "PATCH", path: "/v1/module-runs/" + id,
+		body: `{"inputs":{"service":"billing","rotation_days":30},"secret_inputs":{"initial_secret":"` + secret + `"}}`}))).ID)
+	if up.State != api.OperationSucceeded {
+		t.Fatalf("update: %+v", up)
+	}
+
+	del := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "DELETE", path: "/v1/module-runs/" + id}))).ID)
+	if del.State != api.OperationSucceeded {
+		t.Fatalf("delete: %+v", del)
+	}
+	st, err := os.ReadFile(filepath.Join(dataDir, "module-state", id+".tfstate"))
+	if err != nil || !bytes.Contains(st, []byte(`"resources": []`)) {
+		t.Fatalf("state after delete: %v\n%s", err, st)
+	}
+
+	if strings.Contains(logs.String(), secret) {
+		t.Error("the secret input is in the gateway's logs")
+	}
+	_ = filepath.WalkDir(dataDir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(secret)) {
+				t.Errorf("the secret input is in %s", p)
+			}
+		}
+		return nil
+	})
+	all, _, err := gw.Gateway.AuditChain().Query(t.Context(), audit.Filter{})
+	if b, _ := json.Marshal(all); err != nil || bytes.Contains(b, []byte(secret)) {
+		t.Errorf("the audit trail holds the secret input (%v)", err)
+	}
+}
+
+// A plan the bundle does not approve is never applied: the operation fails
+// saying why, the trail records the denial, and the state holds nothing.
+func TestModuleRunPlanDeniedIsNeverApplied(t *testing.T) {
+	root, _ := devvault.RepoRoot()
+	bundles := t.TempDir()
+	if err := os.CopyFS(bundles, os.DirFS(filepath.Join(root, "examples", "bundles"))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(bundles, sbx, "data.json")
+	raw, _ := os.ReadFile(path)
+	// This bundle approves the module, but only terraform_data in its plans.
+	raw = bytes.Replace(raw, []byte(`"resource_types": ["terraform_data", "time_static"]`), []byte(`"resource_types": ["terraform_data"]`), 1)
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var dataDir string
+	gw := env.StartGateway(t, func(c *server.Config) { c.BundleDir, dataDir = bundles, c.DataDir })
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "planner-denied", Bundles: []string{sbx}})
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, call{method: "POST", path: "/v1/module-runs", token: tok, bundle: sbx, env: "sbx",
+		body: `{"name":"window-1","module":"platform/maintenance-window","version":"1.1.0","inputs":{"service":"web"}}`})).ID)
+	if op.State != api.OperationFailed || !strings.Contains(op.Error, "module_resource_type_not_allowed") || !strings.Contains(op.Error, "nothing was applied") {
+		t.Fatalf("want failed with the plan's denial, got %s: %s", op.State, op.Error)
+	}
+	denied := false
+	for _, r := range auditOf(t, gw, op.RequestID) {
+		if strings.HasPrefix(r.Outcome, "plan judged") && r.Decision == audit.DecisionDeny && len(r.Violations) > 0 {
+			denied = true
+		}
+	}
+	if !denied {
+		t.Fatal("the trail does not record the plan's denial")
+	}
+	st, err := os.ReadFile(filepath.Join(dataDir, "module-state", "mr-"+strings.TrimPrefix(op.ID, "op-")+".tfstate"))
+	if err == nil && !bytes.Contains(st, []byte(`"resources": []`)) {
+		t.Fatalf("a denied plan was applied:\n%s", st)
+	}
+}
