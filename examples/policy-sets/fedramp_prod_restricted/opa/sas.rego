@@ -38,6 +38,9 @@ bundle := {
     "postgres-ha-prod"
   ],
   "modules": {
+    "platform/deploy-gate": [
+      "1.0.0"
+    ],
     "platform/maintenance-window": [
       "1.1.0"
     ],

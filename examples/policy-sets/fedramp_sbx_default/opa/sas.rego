@@ -38,6 +38,9 @@ bundle := {
     "web-stack-sandbox"
   ],
   "modules": {
+    "platform/deploy-gate": [
+      "1.0.0"
+    ],
     "platform/maintenance-window": [
       "1.0.0",
       "1.1.0"
