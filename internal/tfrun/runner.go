@@ -8,8 +8,8 @@
 // inputs reach Terraform only through its process environment: never a
 // file sas writes, never argv. terraform-exec refuses TF_VAR_ variables in
 // its environment and would put -var values in argv, so plan and apply are
-// run as processes of their own here; init, show and output go through
-// terraform-exec and terraform-json.
+// run as processes of their own here; init and show go through
+// terraform-exec and terraform-json, and outputs are read from the state.
 package tfrun
 
 import (
@@ -220,18 +220,24 @@ type Output struct {
 	Sensitive bool
 }
 
-// Outputs reads the module's outputs from its state.
-func (run *Run) Outputs(ctx context.Context) (map[string]Output, error) {
-	tf, err := run.exec()
+// Outputs reads the module's outputs from its state file (what
+// `terraform output -json` prints, without starting Terraform again).
+func (run *Run) Outputs(context.Context) (map[string]Output, error) {
+	b, err := os.ReadFile(run.StateFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read the run's state: %w", err)
 	}
-	out, err := tf.Output(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("terraform output: %s", run.clean(err.Error()))
+	var st struct {
+		Outputs map[string]struct {
+			Value     json.RawMessage `json:"value"`
+			Sensitive bool            `json:"sensitive"`
+		} `json:"outputs"`
 	}
-	res := make(map[string]Output, len(out))
-	for k, v := range out {
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("the run's state is not Terraform state: %w", err)
+	}
+	res := make(map[string]Output, len(st.Outputs))
+	for k, v := range st.Outputs {
 		res[k] = Output{Value: v.Value, Sensitive: v.Sensitive}
 	}
 	return res, nil
