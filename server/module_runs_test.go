@@ -64,6 +64,20 @@ func TestModuleRunLifecycle(t *testing.T) {
 		t.Fatalf("no audited plan decision in %d records", len(recs))
 	}
 
+	// The run's output, for its owner only, secrets redacted.
+	a := do(t, gw, sb(call{method: "GET", path: "/v1/operations/" + op.ID + "/log"}))
+	var l api.OperationLog
+	if err := json.Unmarshal(a.body, &l); err != nil || a.status != 200 || len(l.Steps) == 0 || !strings.Contains(l.Steps[0].Text, "Apply complete") {
+		t.Fatalf("operation log: %d %s", a.status, a.body)
+	}
+	if bytes.Contains(a.body, []byte(secret)) {
+		t.Error("the operation log holds the secret input")
+	}
+	other := env.Caller(t, vaultsetup.CallerSpec{Entity: "someone-else", Bundles: []string{sbx}})
+	if a := do(t, gw, call{method: "GET", path: "/v1/operations/" + op.ID + "/log", token: other}); a.status != 404 {
+		t.Fatalf("another caller read the log: %d", a.status)
+	}
+
 	// New inputs: planned, judged and applied again (the schedule changes).
 	up := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "PATCH", path: "/v1/module-runs/" + id,
 		body: `{"inputs":{"service":"billing","rotation_days":30},"secret_inputs":{"initial_secret":"` + secret + `"}}`}))).ID)

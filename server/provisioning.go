@@ -430,6 +430,20 @@ func (g *Gateway) getOperation(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// getOperationLog is GET /v1/operations/{id}/log, for the operation's owner.
+func (g *Gateway) getOperationLog(w http.ResponseWriter, r *http.Request) {
+	op, ok := g.callerOperation(w, r)
+	if !ok {
+		return
+	}
+	l, err := g.ops.Log(r.Context(), op.ID, callerFrom(r.Context()).EntityID)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
 // callerOperation loads the caller's operation named by the path, or
 // answers why not (an id that cannot be one, or none of the caller's).
 func (g *Gateway) callerOperation(w http.ResponseWriter, r *http.Request) (api.Operation, bool) {

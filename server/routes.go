@@ -52,6 +52,8 @@ func (g *Gateway) routes() []route {
 			methods:     []string{http.MethodGet}, path: "/v1/audit", kind: "audit", action: api.ActionRead, response: api.AuditPage{}, status: 200, handler: g.queryAudit},
 		{name: "getOperation", tag: "operations", summary: "A long-running operation's state, timestamps, progress, result and error",
 			methods: []string{http.MethodGet}, path: "/v1/operations/{id}", kind: "operation", action: api.ActionRead, response: api.Operation{}, status: 200, handler: g.getOperation},
+		{name: "getOperationLog", tag: "operations", summary: "What an operation's steps printed (a Terraform run's output), secrets redacted; the operation's owner only",
+			methods: []string{http.MethodGet}, path: "/v1/operations/{id}/log", kind: "operation", action: api.ActionRead, response: api.OperationLog{}, status: 200, handler: g.getOperationLog},
 		{name: "cancelOperation", tag: "operations", summary: "Cancel an unfinished operation: at its next step its compensation runs and it ends cancelled (audited)",
 			methods: []string{http.MethodPost}, path: "/v1/operations/{id}/cancel", kind: "operation", action: api.ActionCancel, response: api.Operation{}, status: 202, handler: g.cancelOperation},
 	}

@@ -145,6 +145,20 @@ type DecisionRequest struct {
 	Request json.RawMessage `json:"request,omitempty"`
 }
 
+// OperationLog is what an operation's steps printed (GET /v1/operations/{id}/log),
+// secrets redacted.
+type OperationLog struct {
+	OperationID string             `json:"operation_id"`
+	Steps       []OperationLogStep `json:"steps"`
+}
+
+// OperationLogStep is one step's output.
+type OperationLogStep struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Text    string    `json:"text"`
+}
+
 // Operation is a long-running provisioning request (GET /v1/operations/{id}).
 type Operation struct {
 	ID          string         `json:"id"`

@@ -80,6 +80,9 @@ type Job struct {
 	// ForgetSecrets destroys them in Vault: call it once the downstream
 	// system holds them.
 	ForgetSecrets func(ctx context.Context) error
+	// Log keeps text (already redacted) as this step's output, for the
+	// operation's owner (GET /v1/operations/{id}/log); nil on reads.
+	Log func(ctx context.Context, text string) error
 	// Save stores a checkpoint durably on the operation. Call it as soon
 	// as the downstream system hands back its own id for the work (a launch
 	// request id, an app uuid), before waiting on anything: a crash after

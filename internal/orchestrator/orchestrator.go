@@ -392,6 +392,7 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 		},
 		ForgetSecrets: func(ctx context.Context) error { return o.cfg.Vault.DestroyRequestSecrets(ctx, sub, w.RequestID) },
 		SubToken:      func() (string, string) { return o.cfg.Vault.Addr(), sub.Token },
+		Log:           func(ctx context.Context, text string) error { return o.cfg.Book.AppendLog(ctx, w.ID, attempt, text) },
 		Save:          func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
 	}
 	// A cancelled operation, or one past its kind's deadline, ends here:

@@ -165,6 +165,17 @@ var migrations = [][]string{
 		`ALTER TABLE operations ADD COLUMN progress TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE operations ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
 	},
+	// Version 7: what an operation's steps printed (a Terraform run's
+	// output, secrets redacted before it is written), for its owner.
+	7: {
+		`CREATE TABLE operation_logs (
+			operation_id TEXT    NOT NULL,
+			attempt      INTEGER NOT NULL,
+			created_ns   BIGINT  NOT NULL,
+			text         TEXT    NOT NULL
+		)`,
+		`CREATE INDEX operation_logs_operation ON operation_logs (operation_id, created_ns)`,
+	},
 }
 
 // dialectTokens expand the few spots where the engines' SQL differs.

@@ -11,6 +11,7 @@
 package modulerun
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -129,8 +130,18 @@ func (e *Executor) run(ctx context.Context, j executor.Job, id string, req api.M
 	if j.SubToken != nil {
 		env["VAULT_ADDR"], env["VAULT_TOKEN"] = j.SubToken()
 	}
+	// Terraform's output, redacted by the runner, is kept for the owner
+	// whatever the step's outcome.
+	var log bytes.Buffer
+	if j.Log != nil {
+		defer func() {
+			if log.Len() > 0 {
+				_ = j.Log(context.WithoutCancel(ctx), log.String())
+			}
+		}()
+	}
 	run, err := e.Runner.Start(ctx, tfrun.Spec{ID: j.Operation.ID, Source: v.Dir, StateFile: filepath.Join(e.StateDir, id+".tfstate"),
-		Inputs: req.Inputs, SecretInputs: secrets, Env: env})
+		Inputs: req.Inputs, SecretInputs: secrets, Env: env, Log: &log})
 	if err != nil {
 		return nil, nil, err
 	}
