@@ -12,6 +12,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/executor/all"
 	"github.com/sas-platform/terraform-provider-sas/internal/modules"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/tfrun"
 )
 
@@ -54,8 +55,12 @@ func (g *Gateway) moduleRuns() (*executor.Modules, error) {
 		}
 		g.ownWorkDir = work
 	}
+	dsn := ""
+	if g.store.Driver == store.DriverPostgres {
+		dsn = g.store.DSN() // runs keep their state beside the gateway's: Terraform's pg backend
+	}
 	return &executor.Modules{
-		Catalog: catalog, StateDir: filepath.Join(c.DataDir, "module-state"),
+		Catalog: catalog, StateDir: filepath.Join(c.DataDir, "module-state"), PostgresDSN: dsn,
 		Runner:    &tfrun.Runner{Terraform: c.TerraformPath, PluginDir: c.ModulePluginDir, WorkRoot: work},
 		JudgePlan: g.judgePlan,
 	}, nil

@@ -11,6 +11,9 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/devvault"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/modulerun"
+	"github.com/sas-platform/terraform-provider-sas/internal/store"
+	"github.com/sas-platform/terraform-provider-sas/internal/store/storetest"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
@@ -146,5 +149,37 @@ func TestModuleRunPlanDeniedIsNeverApplied(t *testing.T) {
 	st, err := os.ReadFile(filepath.Join(dataDir, "module-state", "mr-"+strings.TrimPrefix(op.ID, "op-")+".tfstate"))
 	if err == nil && !bytes.Contains(st, []byte(`"resources": []`)) {
 		t.Fatalf("a denied plan was applied:\n%s", st)
+	}
+}
+
+// On PostgreSQL a run's state lives in Terraform's own pg backend, a schema
+// per resource beside the gateway's tables (locked by advisory locks that
+// end with the session), and no state file is written.
+func TestModuleRunOnPostgres(t *testing.T) {
+	dsnFile := filepath.Join(t.TempDir(), "dsn")
+	cfg := storetest.Config(t, store.DriverPostgres)
+	if err := os.WriteFile(dsnFile, []byte(cfg.DSN), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var dataDir string
+	gw := env.StartGateway(t, func(c *server.Config) { c.PostgresDSNFile, dataDir = dsnFile, c.DataDir })
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "pg-modules", Bundles: []string{sbx}})
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, call{method: "POST", path: "/v1/module-runs", token: tok, bundle: sbx, env: "sbx",
+		body: `{"name":"pg-window","module":"platform/maintenance-window","version":"1.1.0","inputs":{"service":"pg"}}`})).ID)
+	if op.State != api.OperationSucceeded {
+		t.Fatalf("create on postgres: %s: %s", op.State, op.Error)
+	}
+	id, _ := op.Result["resource_id"].(string)
+	var states int
+	schema := modulerun.StateSchema(id)
+	if err := gw.Gateway.Store().DB.QueryRow(`SELECT count(*) FROM `+schema+`.states WHERE name = 'default' AND data LIKE '%terraform_data%'`).Scan(&states); err != nil || states != 1 {
+		t.Fatalf("state in schema %s: %d rows, %v", schema, states, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "module-state", id+".tfstate")); !os.IsNotExist(err) {
+		t.Fatalf("a state file was written on postgres: %v", err)
+	}
+	del := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, call{method: "DELETE", path: "/v1/module-runs/" + id, token: tok, bundle: sbx, env: "sbx"})).ID)
+	if del.State != api.OperationSucceeded {
+		t.Fatalf("delete on postgres: %s: %s", del.State, del.Error)
 	}
 }

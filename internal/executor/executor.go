@@ -51,6 +51,9 @@ type Modules struct {
 	Catalog  *modules.Catalog
 	Runner   *tfrun.Runner
 	StateDir string
+	// PostgresDSN, when set, keeps each run's state in PostgreSQL (Terraform's
+	// pg backend, a schema per resource) instead of StateDir.
+	PostgresDSN string
 	// JudgePlan puts a run's saved plan to the operation's own bundle.
 	JudgePlan func(ctx context.Context, j Job, request any, plan policy.Plan) (api.Decision, error)
 }

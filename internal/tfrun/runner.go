@@ -57,6 +57,7 @@ type Run struct {
 	env       []string
 	redact    []string
 	log       io.Writer
+	pg        bool // state in PostgreSQL, not StateFile
 }
 
 // Spec says what to run.
@@ -74,6 +75,11 @@ type Spec struct {
 	Env          map[string]string
 	// Log receives Terraform's output, redacted.
 	Log io.Writer
+	// PGConnStr, when set, keeps the state in PostgreSQL with Terraform's
+	// own pg backend (schema PGSchema, locked with advisory locks that end
+	// with the session) instead of StateFile. The connection string holds
+	// credentials: it reaches Terraform as PG_CONN_STR only.
+	PGConnStr, PGSchema string
 }
 
 // Start prepares a run: a fresh private working directory holding a copy
@@ -88,14 +94,17 @@ func (r *Runner) Start(ctx context.Context, s Spec) (*Run, error) {
 	if err := copyDir(s.Source, dir); err != nil {
 		return nil, fmt.Errorf("copy module: %w", err)
 	}
-	run := &Run{r: r, Dir: dir, StateFile: s.StateFile, inputs: s.Inputs, log: s.Log}
+	run := &Run{r: r, Dir: dir, StateFile: s.StateFile, inputs: s.Inputs, log: s.Log, pg: s.PGConnStr != ""}
 	if run.log == nil {
 		run.log = io.Discard
 	}
-	if err := os.MkdirAll(filepath.Dir(s.StateFile), 0o700); err != nil {
-		return nil, err
+	backend := fmt.Sprintf("terraform {\n  backend \"pg\" {\n    schema_name = %q\n  }\n}\n", s.PGSchema)
+	if !run.pg {
+		if err := os.MkdirAll(filepath.Dir(s.StateFile), 0o700); err != nil {
+			return nil, err
+		}
+		backend = fmt.Sprintf("terraform {\n  backend \"local\" {\n    path = %q\n  }\n}\n", s.StateFile)
 	}
-	backend := fmt.Sprintf("terraform {\n  backend \"local\" {\n    path = %q\n  }\n}\n", s.StateFile)
 	if err := os.WriteFile(filepath.Join(dir, "_sas_backend.tf"), []byte(backend), 0o600); err != nil {
 		return nil, err
 	}
@@ -118,6 +127,10 @@ func (r *Runner) Start(ctx context.Context, s Spec) (*Run, error) {
 	for k, v := range s.SecretInputs {
 		env["TF_VAR_"+k] = v
 		run.redact = append(run.redact, v)
+	}
+	if run.pg {
+		env["PG_CONN_STR"] = s.PGConnStr
+		run.redact = append(run.redact, s.PGConnStr)
 	}
 	for k, v := range env {
 		run.env = append(run.env, k+"="+v)
@@ -222,7 +235,10 @@ type Output struct {
 
 // Outputs reads the module's outputs from its state file (what
 // `terraform output -json` prints, without starting Terraform again).
-func (run *Run) Outputs(context.Context) (map[string]Output, error) {
+func (run *Run) Outputs(ctx context.Context) (map[string]Output, error) {
+	if run.pg {
+		return run.outputsFromTerraform(ctx)
+	}
 	b, err := os.ReadFile(run.StateFile)
 	if err != nil {
 		return nil, fmt.Errorf("read the run's state: %w", err)
@@ -238,6 +254,23 @@ func (run *Run) Outputs(context.Context) (map[string]Output, error) {
 	}
 	res := make(map[string]Output, len(st.Outputs))
 	for k, v := range st.Outputs {
+		res[k] = Output{Value: v.Value, Sensitive: v.Sensitive}
+	}
+	return res, nil
+}
+
+// outputsFromTerraform asks Terraform (state in a remote backend).
+func (run *Run) outputsFromTerraform(ctx context.Context) (map[string]Output, error) {
+	tf, err := run.exec()
+	if err != nil {
+		return nil, err
+	}
+	out, err := tf.Output(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("terraform output: %s", run.clean(err.Error()))
+	}
+	res := make(map[string]Output, len(out))
+	for k, v := range out {
 		res[k] = Output{Value: v.Value, Sensitive: v.Sensitive}
 	}
 	return res, nil

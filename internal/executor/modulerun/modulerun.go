@@ -38,6 +38,11 @@ type Executor struct{ executor.Modules }
 // known before the first apply writes anything.
 func resourceID(opID string) string { return "mr-" + strings.TrimPrefix(opID, "op-") }
 
+// StateSchema is the PostgreSQL schema holding a module run's state.
+func StateSchema(id string) string {
+	return "sas_module_" + strings.ReplaceAll(strings.ToLower(id), "-", "_")
+}
+
 func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {
 	op := j.Operation
 	var req api.ModuleRunRequest // the spec to run: the create's, or the stored one with the update laid over it
@@ -140,8 +145,12 @@ func (e *Executor) run(ctx context.Context, j executor.Job, id string, req api.M
 			}
 		}()
 	}
-	run, err := e.Runner.Start(ctx, tfrun.Spec{ID: j.Operation.ID, Source: v.Dir, StateFile: filepath.Join(e.StateDir, id+".tfstate"),
-		Inputs: req.Inputs, SecretInputs: secrets, Env: env, Log: &log})
+	spec := tfrun.Spec{ID: j.Operation.ID, Source: v.Dir, StateFile: filepath.Join(e.StateDir, id+".tfstate"),
+		Inputs: req.Inputs, SecretInputs: secrets, Env: env, Log: &log}
+	if e.PostgresDSN != "" {
+		spec.PGConnStr, spec.PGSchema = e.PostgresDSN, StateSchema(id)
+	}
+	run, err := e.Runner.Start(ctx, spec)
 	if err != nil {
 		return nil, nil, err
 	}
