@@ -172,7 +172,7 @@ func TestModuleRunOnPostgres(t *testing.T) {
 	id, _ := op.Result["resource_id"].(string)
 	var states int
 	schema := modulerun.StateSchema(id)
-	if err := gw.Gateway.Store().DB.QueryRow(`SELECT count(*) FROM `+schema+`.states WHERE name = 'default' AND data LIKE '%terraform_data%'`).Scan(&states); err != nil || states != 1 {
+	if err := gw.Gateway.Store().DB.QueryRow(`SELECT count(*) FROM ` + schema + `.states WHERE name = 'default' AND data LIKE '%terraform_data%'`).Scan(&states); err != nil || states != 1 {
 		t.Fatalf("state in schema %s: %d rows, %v", schema, states, err)
 	}
 	if _, err := os.Stat(filepath.Join(dataDir, "module-state", id+".tfstate")); !os.IsNotExist(err) {
