@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -181,5 +182,49 @@ func TestModuleRunOnPostgres(t *testing.T) {
 	del := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, call{method: "DELETE", path: "/v1/module-runs/" + id, token: tok, bundle: sbx, env: "sbx"})).ID)
 	if del.State != api.OperationSucceeded {
 		t.Fatalf("delete on postgres: %s: %s", del.State, del.Error)
+	}
+}
+
+// Drift on demand: GET …?refresh=true runs a refresh-only plan and names
+// what changed outside Terraform (here: the rotation came due); a plain GET
+// answers from the record without running Terraform.
+func TestModuleRunDriftOnRefresh(t *testing.T) {
+	var dataDir string
+	gw := env.StartGateway(t, func(c *server.Config) { dataDir = c.DataDir })
+	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "drift-watcher", Bundles: []string{sbx}})
+	sb := func(c call) call { c.token, c.bundle, c.env = tok, sbx, "sbx"; return c }
+	op := waitOperation(t, gw, tok, decodeOp(t, do(t, gw, sb(call{method: "POST", path: "/v1/module-runs",
+		body: `{"name":"rotation-drift","module":"platform/secret-rotation","version":"1.0.0","inputs":{"service":"web"},"secret_inputs":{"initial_secret":"s3cret-value"}}`}))).ID)
+	if op.State != api.OperationSucceeded {
+		t.Fatalf("create: %s: %s", op.State, op.Error)
+	}
+	id, _ := op.Result["resource_id"].(string)
+	read := func(query string) api.Resource {
+		a := do(t, gw, sb(call{method: "GET", path: "/v1/module-runs/" + id + query}))
+		var res api.Resource
+		if err := json.Unmarshal(a.body, &res); err != nil || a.status != 200 {
+			t.Fatalf("read%s: %d %s", query, a.status, a.body)
+		}
+		return res
+	}
+	if res := read("?refresh=true"); len(res.Drift) != 0 {
+		t.Fatalf("drift right after the apply: %+v", res.Drift)
+	}
+	// The rotation comes due: what time_rotating's refresh sees as gone.
+	path := filepath.Join(dataDir, "module-state", id+".tfstate")
+	st, _ := os.ReadFile(path)
+	due := regexp.MustCompile(`"rotation_rfc3339": "[^"]+"`).ReplaceAll(st, []byte(`"rotation_rfc3339": "2001-01-01T00:00:00Z"`))
+	if bytes.Equal(due, st) {
+		t.Fatal("no rotation time in the state")
+	}
+	if err := os.WriteFile(path, due, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := read(""); len(res.Drift) != 0 {
+		t.Fatalf("a plain read ran a refresh: %+v", res.Drift)
+	}
+	res := read("?refresh=true")
+	if len(res.Drift) != 1 || res.Drift[0].Field != "resources/time_rotating.schedule" || res.Drift[0].Got != "gone" {
+		t.Fatalf("drift %+v", res.Drift)
 	}
 }

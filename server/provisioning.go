@@ -402,7 +402,7 @@ func (g *Gateway) getResource(kind string) http.HandlerFunc {
 			return
 		}
 		// Read through: the downstream system is the truth; drift is reported.
-		attrs, drift, err := g.orch.Read(r.Context(), res, requestIDFrom(r.Context()))
+		attrs, drift, err := g.orch.Read(r.Context(), res, requestIDFrom(r.Context()), r.URL.Query().Get("refresh") == "true")
 		if errors.Is(err, orchestrator.ErrGone) {
 			writeProblem(w, r, api.Problem{Type: api.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
 				Detail: fmt.Sprintf("%s %q was deleted outside sas; sas has forgotten it (re-create it to get it back)", kind, id)})

@@ -69,6 +69,10 @@ type Job struct {
 	Credentials func(ctx context.Context, system string) (vault.Credentials, error)
 	// Resource is the existing resource for update, delete and read.
 	Resource *operations.Resource
+	// Refresh asks a Read to compare with the downstream system even where
+	// that is costly (a module run's refresh-only plan); reads that are
+	// cheap always do.
+	Refresh bool
 	// Checkpoint is what an earlier step saved about the downstream work it
 	// started (nil on the first step): continue that work, never start it again.
 	Checkpoint json.RawMessage

@@ -689,7 +689,7 @@ var ErrGone = errors.New("resource no longer exists downstream")
 // Read reads a resource from its downstream system with a sub-token of its
 // own (minted, audited and revoked like an operation's). A resource deleted
 // outside sas is forgotten and ErrGone returned, so the next plan re-creates it.
-func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, requestID string) (map[string]any, []api.Drift, error) {
+func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, requestID string, refresh bool) (map[string]any, []api.Drift, error) {
 	reader, ok := o.cfg.Executors[res.Kind]
 	if !ok {
 		return nil, nil, fmt.Errorf("no executor for kind %s", res.Kind)
@@ -710,10 +710,11 @@ func (o *Orchestrator) Read(ctx context.Context, res operations.Resource, reques
 	if err := o.record(ctx, w, sub.Accessor, "read sub-token minted"); err != nil {
 		return nil, nil, err
 	}
-	attrs, drift, gone, err := reader.Read(ctx, executor.Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res,
+	attrs, drift, gone, err := reader.Read(ctx, executor.Job{Operation: w, Attempt: 1, SubTokenAccessor: sub.Accessor, Resource: &res, Refresh: refresh,
 		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
-		}})
+		},
+		SubToken: func() (string, string) { return o.cfg.Vault.Addr(), sub.Token }})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -221,6 +221,41 @@ func (run *Run) Plan(ctx context.Context, destroy bool) (*Plan, error) {
 	return p, nil
 }
 
+// Drift is what a refresh-only plan finds changed outside Terraform: each
+// resource whose real object no longer matches the state, and how.
+func (run *Run) Drift(ctx context.Context) ([]DriftedResource, error) {
+	file := filepath.Join(run.Dir, "sas-refresh.tfplan")
+	if err := run.command(ctx, "plan", "-refresh-only", "-input=false", "-no-color", "-lock-timeout=30s", "-out="+file); err != nil {
+		return nil, err
+	}
+	tf, err := run.exec()
+	if err != nil {
+		return nil, err
+	}
+	js, err := tf.ShowPlanFile(ctx, file)
+	if err != nil {
+		return nil, fmt.Errorf("terraform show -json: %s", run.clean(err.Error()))
+	}
+	var out []DriftedResource
+	for _, rc := range js.ResourceDrift {
+		if rc.Change == nil || rc.Change.Actions.NoOp() {
+			continue
+		}
+		actions := make([]string, len(rc.Change.Actions))
+		for i, a := range rc.Change.Actions {
+			actions[i] = string(a)
+		}
+		out = append(out, DriftedResource{Address: rc.Address, Actions: actions})
+	}
+	return out, nil
+}
+
+// DriftedResource is one resource a refresh found changed outside Terraform.
+type DriftedResource struct {
+	Address string
+	Actions []string // "update" (changed), "delete" (gone)
+}
+
 // Apply applies exactly the saved plan (Terraform refuses one whose state
 // changed since: a stale plan is never applied).
 func (run *Run) Apply(ctx context.Context, p *Plan) error {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -216,9 +217,54 @@ func policyPlan(p *tfjson.Plan) policy.Plan {
 // state — nothing is lost track of; there is nothing to release here.
 func (e *Executor) Compensate(context.Context, executor.Job) error { return nil }
 
-// Read reports the last applied run as sas recorded it.
-func (e *Executor) Read(_ context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
-	return j.Resource.Attributes, nil, false, nil
+// Read reports the last applied run as sas recorded it; asked to refresh,
+// it runs a refresh-only plan and reports what changed outside Terraform
+// as drift (nothing is applied).
+func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
+	if !j.Refresh {
+		return j.Resource.Attributes, nil, false, nil
+	}
+	var req api.ModuleRunRequest
+	if err := json.Unmarshal(j.Resource.Spec, &req); err != nil {
+		return nil, nil, false, err
+	}
+	v, err := e.Catalog.Version(req.Module, req.Version)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	secrets := map[string]string{}
+	for _, in := range v.Inputs {
+		if in.Secret && in.Required {
+			secrets[in.Name] = "(refresh)" // a refresh re-reads objects; it needs no secret's value
+		}
+	}
+	env := map[string]string{}
+	if j.SubToken != nil {
+		env["VAULT_ADDR"], env["VAULT_TOKEN"] = j.SubToken()
+	}
+	spec := tfrun.Spec{ID: "read-" + j.SubTokenAccessor, Source: v.Dir, StateFile: filepath.Join(e.StateDir, j.Resource.ID+".tfstate"),
+		Inputs: req.Inputs, SecretInputs: secrets, Env: env}
+	if e.PostgresDSN != "" {
+		spec.PGConnStr, spec.PGSchema = e.PostgresDSN, StateSchema(j.Resource.ID)
+	}
+	run, err := e.Runner.Start(ctx, spec)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	defer run.Close()
+	changed, err := run.Drift(ctx)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	var drift []api.Drift
+	for _, c := range changed {
+		got := "changed outside Terraform"
+		if slices.Contains(c.Actions, "delete") {
+			got = "gone"
+		}
+		drift = append(drift, api.Drift{Field: "resources/" + c.Address, Want: "as last applied", Got: got})
+	}
+	return j.Resource.Attributes, drift, false, nil
 }
 
 // classify: Terraform's own errors (a validation failure, a provider's
