@@ -47,7 +47,7 @@ func testRunner(t *testing.T) (*Runner, string) {
 func TestRunAppliesAndDestroysOffline(t *testing.T) {
 	r, root := testRunner(t)
 	state := filepath.Join(t.TempDir(), "state", "mr-1.tfstate")
-	const secret, token = "correct-horse-rotation-9931", "hvs.CAESIsubtokenvaluethatmustneverleak"
+	const secret, token = "correct-horse-rotation-9931", "sub-token-fixture-that-must-never-leak-8841"
 	log := &syncBuf{}
 	ctx := context.Background()
 	spec := Spec{ID: "op-1", Source: filepath.Join(root, "examples", "modules", "platform", "secret-rotation", "1.0.0"), StateFile: state,

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/atomicfile"
 )
 
 // APIVersion is what every answer carries in api_version.
@@ -275,7 +277,7 @@ func (s *Server) persist(v uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.statePath, data); err != nil {
+	if err := atomicfile.Write(s.statePath, data, 0o600); err != nil {
 		return err
 	}
 	s.saved = cur

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/atomicfile"
 )
 
 // APIVersion is the WAPI version the simulator implements. Requests for
@@ -294,7 +296,7 @@ func (s *Server) persist(v uint64) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.statePath, data); err != nil {
+	if err := atomicfile.Write(s.statePath, data, 0o600); err != nil {
 		return err
 	}
 	s.saved = cur

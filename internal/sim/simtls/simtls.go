@@ -17,9 +17,9 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/sas-platform/terraform-provider-sas/internal/atomicfile"
 )
 
 // Validity is how long the certificates SelfSigned makes are good for.
@@ -105,27 +105,7 @@ func (b *Bundle) WriteCA(path string) error {
 	if b == nil || len(b.CAPEM) == 0 {
 		return errors.New("simtls: no CA to write")
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("simtls: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("simtls: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(b.CAPEM); err != nil {
-		tmp.Close()
-		return fmt.Errorf("simtls: %w", err)
-	}
-	if err := tmp.Chmod(0o644); err != nil { //nolint:gosec // G302: a CA certificate is public; clients must read it
-		tmp.Close()
-		return fmt.Errorf("simtls: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("simtls: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := atomicfile.Write(path, b.CAPEM, 0o644); err != nil { //nolint:gosec // a CA certificate is public
 		return fmt.Errorf("simtls: %w", err)
 	}
 	return nil
