@@ -248,38 +248,14 @@ func (r *CalmAppResource) Create(ctx context.Context, req resource.CreateRequest
 	body := plan.request(ctx, secrets, &resp.Diagnostics)
 	m := mutation{client: r.client, kind: api.KindCalmApp, action: api.ActionCreate, body: body, keyBody: plan.keyBody(body), timeout: timeout,
 		attempted: fmt.Sprintf("launch Calm app %s from blueprint %s in project %s (POST /v1/calm-apps)", body.Name, body.Blueprint, body.Project)}
-	key, diags := m.key(ctx, nil, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	op, ok := m.createAndWait(ctx, resp, path.Root("name"), func() {
+		plan.SecretVariables = types.MapNull(types.StringType) // write-only: never in state
+		plan.nullUnknowns()
+	}, &plan)
+	if !ok {
 		return
 	}
-	op, err := m.submit(ctx, key)
-	if gatewayclient.IsProblem(err, api.ProblemNaturalKeyConflict) {
-		d := gatewayDiagnostic(m.attempted, err)
-		resp.Diagnostics.AddAttributeError(path.Root("name"), d.Summary(), d.Detail())
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
-	tflog.Info(ctx, "calm app launch accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID, "adopted": op.Result["adopted"] == true})
-
-	// From here on the gateway owns a request: state is never left empty.
 	plan.OperationID = types.StringValue(op.ID)
-	plan.SecretVariables = types.MapNull(types.StringType) // write-only: never in state
-	plan.nullUnknowns()
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-
-	op, diags = m.wait(ctx, op)
-	if op != nil && gatewayclient.OperationDone(op) && op.State != api.OperationSucceeded {
-		resp.State.RemoveResource(ctx) // the gateway compensated: nothing is left in Calm
-	}
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionCreate)...)
 	plan.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
 	plan.applyAttributes(ctx, op.Result, &resp.Diagnostics)
 	if op.Result["adopted"] == true {
@@ -379,22 +355,10 @@ func (r *CalmAppResource) Update(ctx context.Context, req resource.UpdateRequest
 	u := api.CalmAppUpdate{PowerState: plan.PowerState.ValueStringPointer(), ChangeTicket: plan.ChangeTicket.ValueString()}
 	m := mutation{client: r.client, kind: api.KindCalmApp, action: api.ActionUpdate, id: id, body: u, timeout: timeout,
 		attempted: fmt.Sprintf("change Calm app %s to %s (PATCH /v1/calm-apps/%s)", id, plan.PowerState.ValueString(), id)}
-	key, diags := m.key(ctx, req.Private, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	op, ok := m.updateAndWait(ctx, req.Private, resp.Private, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	op, err := m.submit(ctx, key)
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
-	op, diags = m.wait(ctx, op)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionUpdate)...)
 	plan.OperationID = types.StringValue(op.ID)
 	plan.applyAttributes(ctx, op.Result, &resp.Diagnostics)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -413,36 +377,8 @@ func (r *CalmAppResource) Delete(ctx context.Context, req resource.DeleteRequest
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	id := state.ID.ValueString()
-	if id == "" {
-		// A tainted, half-seen launch: wait for it, then delete what it made.
-		pending := mutation{client: r.client, kind: api.KindCalmApp, action: api.ActionDelete, timeout: timeout,
-			attempted: "finish the launch before deleting its app"}
-		if id = pending.finishPendingCreate(ctx, state.OperationID.ValueString(), &resp.Diagnostics); id == "" {
-			return
-		}
-	}
-	var body any
-	if t := state.ChangeTicket.ValueString(); t != "" {
-		body = api.DeleteRequest{ChangeTicket: t}
-	}
-	m := mutation{client: r.client, kind: api.KindCalmApp, action: api.ActionDelete, id: id, body: body, timeout: timeout,
-		attempted: fmt.Sprintf("delete Calm app %s (DELETE /v1/calm-apps/%s)", id, id)}
-	key, diags := m.key(ctx, req.Private, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	op, err := m.submit(ctx, key)
-	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
-		return // already gone
-	}
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
-	_, diags = m.wait(ctx, op)
-	resp.Diagnostics.Append(diags...)
+	m := mutation{client: r.client, kind: api.KindCalmApp, action: api.ActionDelete, id: state.ID.ValueString(), timeout: timeout}
+	m.deleteAndWait(ctx, state.OperationID.ValueString(), state.ChangeTicket.ValueString(), req.Private, resp.Private, &resp.Diagnostics)
 }
 
 func (r *CalmAppResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
