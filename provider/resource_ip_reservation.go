@@ -213,41 +213,13 @@ func (r *IPReservationResource) Create(ctx context.Context, req resource.CreateR
 	resp.Diagnostics.Append(plan.Aliases.ElementsAs(ctx, &body.Aliases, false)...)
 	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionCreate, body: body, timeout: timeout,
 		attempted: fmt.Sprintf("create IP reservation %s.%s in %s (POST /v1/ip-reservations)", body.Hostname, body.DNSZone, body.Network)}
-	key, diags := m.key(ctx, nil, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	op, err := m.submit(ctx, key)
-	if gatewayclient.IsProblem(err, api.ProblemNaturalKeyConflict) {
-		d := gatewayDiagnostic(m.attempted, err)
-		resp.Diagnostics.AddAttributeError(path.Root("hostname"), d.Summary(), d.Detail())
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
 	// An adopted reservation (this configuration made it before a crash
 	// lost it from state) comes back as an operation already succeeded.
-	tflog.Info(ctx, "ip reservation accepted", map[string]any{"operation_id": op.ID, "request_id": op.RequestID,
-		"adopted": op.Result["adopted"] == true})
-
-	// From here on the gateway owns a request: state is never left empty.
-	plan.OperationID = types.StringValue(op.ID)
-	plan.nullUnknowns()
-	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-
-	op, diags = m.wait(ctx, op)
-	if op != nil && gatewayclient.OperationDone(op) && op.State != api.OperationSucceeded {
-		// The orchestrator compensates a failed create: nothing is left behind.
-		resp.State.RemoveResource(ctx)
-	}
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	op, ok := m.createAndWait(ctx, resp, path.Root("hostname"), plan.nullUnknowns, &plan)
+	if !ok {
 		return
 	}
-	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionCreate)...)
+	plan.OperationID = types.StringValue(op.ID)
 	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
 	plan.ID = types.StringValue(stringAttr(op.Result, "resource_id"))
 	if op.Result["adopted"] == true {
@@ -365,23 +337,10 @@ func (r *IPReservationResource) Update(ctx context.Context, req resource.UpdateR
 	id := state.ID.ValueString()
 	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionUpdate, id: id, body: u, timeout: timeout,
 		attempted: fmt.Sprintf("update IP reservation %s (PATCH /v1/ip-reservations/%s)", id, id)}
-	key, diags := m.key(ctx, req.Private, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
+	op, ok := m.updateAndWait(ctx, req.Private, resp.Private, &resp.Diagnostics)
+	if !ok {
 		return
 	}
-	op, err := m.submit(ctx, key)
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
-	tflog.Info(ctx, "ip reservation update accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
-	op, diags = m.wait(ctx, op)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	resp.Diagnostics.Append(forgetKey(ctx, resp.Private, api.ActionUpdate)...)
 	plan.OperationID = types.StringValue(op.ID)
 	resp.Diagnostics.Append(plan.applyAttributes(ctx, op.Result)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -401,40 +360,8 @@ func (r *IPReservationResource) Delete(ctx context.Context, req resource.DeleteR
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	if state.ID.IsNull() || state.ID.ValueString() == "" {
-		// A tainted, half-seen create: wait for it, then delete what it made.
-		pending := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, timeout: timeout,
-			attempted: "finish the create before deleting it"}
-		id := pending.finishPendingCreate(ctx, state.OperationID.ValueString(), &resp.Diagnostics)
-		if id == "" {
-			return
-		}
-		state.ID = types.StringValue(id)
-	}
-	id := state.ID.ValueString()
-	var body any
-	if t := state.ChangeTicket.ValueString(); t != "" {
-		body = api.DeleteRequest{ChangeTicket: t}
-	}
-	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, id: id, body: body, timeout: timeout,
-		attempted: fmt.Sprintf("delete IP reservation %s (DELETE /v1/ip-reservations/%s)", id, id)}
-	key, diags := m.key(ctx, req.Private, resp.Private)
-	resp.Diagnostics.Append(diags...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	op, err := m.submit(ctx, key)
-	if gatewayclient.IsProblem(err, api.ProblemNotFound) {
-		tflog.Info(ctx, "ip reservation already gone", map[string]any{"id": id})
-		return
-	}
-	if err != nil {
-		resp.Diagnostics.Append(gatewayDiagnostic(m.attempted, err))
-		return
-	}
-	tflog.Info(ctx, "ip reservation delete accepted", map[string]any{"id": id, "operation_id": op.ID, "request_id": op.RequestID})
-	_, diags = m.wait(ctx, op)
-	resp.Diagnostics.Append(diags...)
+	m := mutation{client: r.client, kind: api.KindIPReservation, action: api.ActionDelete, id: state.ID.ValueString(), timeout: timeout}
+	m.deleteAndWait(ctx, state.OperationID.ValueString(), state.ChangeTicket.ValueString(), req.Private, resp.Private, &resp.Diagnostics)
 }
 
 func (r *IPReservationResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
