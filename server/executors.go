@@ -32,7 +32,7 @@ func (g *Gateway) networkCIDR(bundle, name string) (string, bool) {
 	return n.CIDR, ok && n.CIDR != ""
 }
 
-// moduleRuns sets up the module_run executor from the configuration: the
+// moduleRuns sets up what running catalog modules needs, from the configuration: the
 // verified catalog, the runner and the state directory; nil without a catalog.
 func (g *Gateway) moduleRuns() (*executor.Modules, error) {
 	c := g.cfg
