@@ -180,7 +180,10 @@ resource "sas_ip_reservation" "burst" {
 // resource is tainted, not orphaned, and the next apply replaces it — Infoblox
 // ends up with exactly one host.
 func TestAccIPReservation_createTimeoutTaints(t *testing.T) {
-	sim := env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = time.Second })
+	// Every grid call takes 3s, so the create (two calls at least) runs
+	// for 6s or more, while the request itself is answered well within the
+	// 2s timeout even on a loaded machine: the timeout hits the wait.
+	sim := env.StartInfoblox(t, func(o *devstack.InfobloxOptions) { o.Latency = 3 * time.Second })
 	gw := env.StartGateway(t)
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "acc-slow", Bundles: []string{sbxBundle}})
 	const name = "sas_ip_reservation.slow"
@@ -201,7 +204,7 @@ resource "sas_ip_reservation" "slow" {
 		CheckDestroy:             checkSimulatorHoldsNoHosts(sim),
 		Steps: []resource.TestStep{
 			{
-				Config:      config("500ms"),
+				Config:      config("2s"),
 				ExpectError: wrapped(`Timed Out Waiting for IP Reservation.*operation op-.*saved in state`),
 			},
 			{
