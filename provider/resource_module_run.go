@@ -40,19 +40,20 @@ type ModuleRunResource struct {
 
 // ModuleRunResourceModel is sas_module_run's state; SecretInputs is write-only.
 type ModuleRunResourceModel struct {
-	ID                  types.String   `tfsdk:"id"`
-	Name                types.String   `tfsdk:"name"`
-	Module              types.String   `tfsdk:"module"`
-	Version             types.String   `tfsdk:"version"`
-	Inputs              types.Map      `tfsdk:"inputs"`
-	SecretInputs        types.Map      `tfsdk:"secret_inputs"`
-	SecretInputsVersion types.Int64    `tfsdk:"secret_inputs_version"`
-	ChangeTicket        types.String   `tfsdk:"change_ticket"`
-	Outputs             types.Map      `tfsdk:"outputs"`
-	SensitiveOutputs    types.Map      `tfsdk:"sensitive_outputs"`
-	Plan                types.Map      `tfsdk:"plan"`
-	OperationID         types.String   `tfsdk:"operation_id"`
-	Timeouts            timeouts.Value `tfsdk:"timeouts"`
+	ID                      types.String   `tfsdk:"id"`
+	Name                    types.String   `tfsdk:"name"`
+	Module                  types.String   `tfsdk:"module"`
+	Version                 types.String   `tfsdk:"version"`
+	Inputs                  types.Map      `tfsdk:"inputs"`
+	SecretInputs            types.Map      `tfsdk:"secret_inputs"`
+	SecretInputsVersion     types.Int64    `tfsdk:"secret_inputs_version"`
+	ChangeTicket            types.String   `tfsdk:"change_ticket"`
+	Outputs                 types.Map      `tfsdk:"outputs"`
+	SensitiveOutputs        types.Map      `tfsdk:"sensitive_outputs"`
+	SecretInputFingerprints types.Map      `tfsdk:"secret_input_fingerprints"`
+	Plan                    types.Map      `tfsdk:"plan"`
+	OperationID             types.String   `tfsdk:"operation_id"`
+	Timeouts                timeouts.Value `tfsdk:"timeouts"`
 }
 
 func (r *ModuleRunResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
@@ -92,6 +93,11 @@ func (r *ModuleRunResource) Schema(ctx context.Context, _ resource.SchemaRequest
 				MarkdownDescription: "The module's outputs that are not sensitive (strings as they are; other values as JSON)."},
 			"sensitive_outputs": schema.MapAttribute{Computed: true, Sensitive: true, ElementType: types.StringType,
 				MarkdownDescription: "The module's sensitive outputs (sensitive here too; returned only to the run's owner)."},
+			"secret_input_fingerprints": schema.MapAttribute{Computed: true, ElementType: types.StringType,
+				MarkdownDescription: "A keyed fingerprint of each secret input's value, by input name: `hmac-sha256:` and an HMAC-SHA256 " +
+					"under a key only the gateway holds (its audit HMAC key). It changes when the value changes, so it shows that a " +
+					"rotation took; without the key nobody can test a guess at the secret against it, as they could against a bare " +
+					"hash, so it is not sensitive. Empty when the run has no secret inputs, or the gateway reports no fingerprints."},
 			"plan": schema.MapAttribute{Computed: true, ElementType: types.Int64Type,
 				MarkdownDescription: "What the last applied plan did: `add`, `change`, `destroy`."},
 			"operation_id": schema.StringAttribute{Computed: true,
@@ -138,6 +144,21 @@ func (m *ModuleRunResourceModel) keyed(secrets map[string]string) map[string]str
 		out[k] = fmt.Sprintf("version %d", m.SecretInputsVersion.ValueInt64())
 	}
 	return out
+}
+
+// update is the body of an update to m (and of its dry run at plan): both
+// maps sent whole. {} is kept apart from "not sent" by the gateway and runs
+// the module without them, so inputs removed from the configuration are
+// removed from the run; secret inputs are never kept after a run, so
+// leaving them out would keep nothing.
+func (m *ModuleRunResourceModel) update(inputs map[string]any, secrets map[string]string) api.ModuleRunUpdate {
+	if inputs == nil {
+		inputs = map[string]any{}
+	}
+	if secrets == nil {
+		secrets = map[string]string{}
+	}
+	return api.ModuleRunUpdate{Version: m.Version.ValueString(), Inputs: inputs, SecretInputs: secrets, ChangeTicket: m.ChangeTicket.ValueString()}
 }
 
 func (r *ModuleRunResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
@@ -242,12 +263,9 @@ func (r *ModuleRunResource) Update(ctx context.Context, req resource.UpdateReque
 	defer cancel()
 	plan.ID, plan.SecretInputs = state.ID, types.MapNull(types.StringType)
 	inputs, sec := plan.inputs(ctx, secrets, &resp.Diagnostics)
-	if inputs == nil {
-		inputs = map[string]any{} // inputs removed: the run goes on without them
-	}
-	u := api.ModuleRunUpdate{Version: plan.Version.ValueString(), Inputs: inputs, SecretInputs: sec, ChangeTicket: plan.ChangeTicket.ValueString()}
+	u := plan.update(inputs, sec)
 	keyBody := u
-	keyBody.SecretInputs = plan.keyed(sec)
+	keyBody.SecretInputs = plan.keyed(u.SecretInputs)
 	id := state.ID.ValueString()
 	m := mutation{client: r.client, kind: api.KindModuleRun, action: api.ActionUpdate, id: id, body: u, keyBody: keyBody, timeout: timeout,
 		attempted: fmt.Sprintf("run module run %s again (PATCH /v1/module-runs/%s)", id, id)}
@@ -289,19 +307,25 @@ func (r *ModuleRunResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 		return
 	}
 	var plan ModuleRunResourceModel
+	var secrets types.Map
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.Config.GetAttribute(ctx, path.Root("secret_inputs"), &secrets)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	for _, v := range []attr.Value{plan.Name, plan.Module, plan.Version, plan.Inputs, plan.ChangeTicket} {
+	for _, v := range []attr.Value{plan.Name, plan.Module, plan.Version, plan.Inputs, plan.ChangeTicket, secrets} {
 		if v.IsUnknown() {
 			return
 		}
 	}
-	inputs, _ := plan.inputs(ctx, types.MapNull(types.StringType), &resp.Diagnostics)
+	// The dry run carries the secret inputs as the run will (the gateway
+	// checks them against the module's variables and seals them before the
+	// policy or the audit trail sees them; a dry run stores nothing).
+	inputs, sec := plan.inputs(ctx, secrets, &resp.Diagnostics)
 	if req.State.Raw.IsNull() {
 		checkPolicyAtPlan(ctx, r.client, api.KindModuleRun, api.ActionCreate, "", api.ModuleRunRequest{Name: plan.Name.ValueString(),
-			Module: plan.Module.ValueString(), Version: plan.Version.ValueString(), Inputs: inputs, ChangeTicket: plan.ChangeTicket.ValueString()}, &resp.Diagnostics)
+			Module: plan.Module.ValueString(), Version: plan.Version.ValueString(), Inputs: inputs, SecretInputs: sec,
+			ChangeTicket: plan.ChangeTicket.ValueString()}, &resp.Diagnostics)
 		return
 	}
 	var state ModuleRunResourceModel
@@ -311,15 +335,14 @@ func (r *ModuleRunResource) ModifyPlan(ctx context.Context, req resource.ModifyP
 	}
 	if plan.Version.Equal(state.Version) && plan.Inputs.Equal(state.Inputs) && plan.SecretInputsVersion.Equal(state.SecretInputsVersion) {
 		// Only change_ticket or timeouts: nothing runs, the outcome stays.
-		for _, a := range []string{"outputs", "sensitive_outputs", "plan", "operation_id"} {
+		for _, a := range []string{"outputs", "sensitive_outputs", "secret_input_fingerprints", "plan", "operation_id"} {
 			var v attr.Value
 			resp.Diagnostics.Append(req.State.GetAttribute(ctx, path.Root(a), &v)...)
 			resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root(a), v)...)
 		}
 		return
 	}
-	checkPolicyAtPlan(ctx, r.client, api.KindModuleRun, api.ActionUpdate, state.ID.ValueString(),
-		api.ModuleRunUpdate{Version: plan.Version.ValueString(), Inputs: inputs, ChangeTicket: plan.ChangeTicket.ValueString()}, &resp.Diagnostics)
+	checkPolicyAtPlan(ctx, r.client, api.KindModuleRun, api.ActionUpdate, state.ID.ValueString(), plan.update(inputs, sec), &resp.Diagnostics)
 }
 
 func (m *ModuleRunResourceModel) nullUnknowns() {
@@ -328,7 +351,7 @@ func (m *ModuleRunResourceModel) nullUnknowns() {
 			*s = types.StringNull()
 		}
 	}
-	for _, mp := range []*types.Map{&m.Outputs, &m.SensitiveOutputs} {
+	for _, mp := range []*types.Map{&m.Outputs, &m.SensitiveOutputs, &m.SecretInputFingerprints} {
 		if mp.IsUnknown() {
 			*mp = types.MapNull(types.StringType)
 		}
@@ -338,7 +361,8 @@ func (m *ModuleRunResourceModel) nullUnknowns() {
 	}
 }
 
-// applyResult copies a run's outcome (outputs and plan summary) into m.
+// applyResult copies a run's outcome (outputs, secret input fingerprints
+// and plan summary) into m.
 func (m *ModuleRunResourceModel) applyResult(ctx context.Context, attrs map[string]any, diags *diag.Diagnostics) {
 	outs, sensitive := map[string]string{}, map[string]string{}
 	raw, _ := attrs["outputs"].(map[string]any)
@@ -352,6 +376,14 @@ func (m *ModuleRunResourceModel) applyResult(ctx context.Context, attrs map[stri
 	}
 	m.Outputs = from(ctx, diags, func() (attr.Value, diag.Diagnostics) { return types.MapValueFrom(ctx, types.StringType, outs) }).(types.Map)
 	m.SensitiveOutputs = from(ctx, diags, func() (attr.Value, diag.Diagnostics) { return types.MapValueFrom(ctx, types.StringType, sensitive) }).(types.Map)
+	fingerprints := map[string]string{}
+	fps, _ := attrs["secret_input_fingerprints"].(map[string]any)
+	for k, v := range fps {
+		fingerprints[k], _ = v.(string)
+	}
+	m.SecretInputFingerprints = from(ctx, diags, func() (attr.Value, diag.Diagnostics) {
+		return types.MapValueFrom(ctx, types.StringType, fingerprints)
+	}).(types.Map)
 	summary := map[string]int64{}
 	if p, ok := attrs["plan"].(map[string]any); ok {
 		for _, k := range []string{"add", "change", "destroy"} {

@@ -16,6 +16,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/hashicorp/terraform-plugin-testing/tfversion"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/modulerun"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
@@ -32,8 +34,10 @@ resource "sas_module_run" "test" {
 }
 
 // A catalog module through the provider: run, re-run with a new version and
-// inputs (update in place), imported, destroyed; a version the bundle does
-// not allow fails at plan on `version`.
+// inputs (update in place), imported, destroyed; removing every input is
+// an update without them (refused at plan: the module requires one); a version the operator's
+// catalog does not approve is refused at plan, before any policy, as an
+// invalid request at /version.
 func TestAccModuleRun_lifecycle(t *testing.T) {
 	var dataDir string
 	gw := env.StartGateway(t, func(c *server.Config) { dataDir = c.DataDir })
@@ -55,7 +59,7 @@ func TestAccModuleRun_lifecycle(t *testing.T) {
 		},
 		Steps: []resource.TestStep{
 			{Config: providerConfig(gw.URL, tok) + moduleRunConfig("9.9.9", `service = "web"`), PlanOnly: true,
-				ExpectError: wrapped(`Denied by Policy.*version = "9.9.9".*Rule: module_version_not_allowed`)},
+				ExpectError: wrapped(`Invalid Request.*POST /v1/decisions.*/request/version: module platform/maintenance-window has no approved version "9.9.9"; approved: 1.0.0, 1.1.0`)},
 			{
 				Config: providerConfig(gw.URL, tok) + moduleRunConfig("1.0.0", `service = "web", start_hour = "3"`),
 				ConfigStateChecks: []statecheck.StateCheck{
@@ -66,6 +70,11 @@ func TestAccModuleRun_lifecycle(t *testing.T) {
 						knownvalue.StringExact(`{"ends":"05:00 UTC","service":"web","starts":"03:00 UTC"}`)),
 				},
 			},
+			// Every input removed: the update sends inputs {}, which the
+			// gateway keeps apart from "not sent" — a run without service,
+			// which the module requires, so it is refused at plan.
+			{Config: providerConfig(gw.URL, tok) + moduleRunConfig("1.0.0", ""), PlanOnly: true,
+				ExpectError: wrapped(`Invalid Request.*/request/inputs/service: required`)},
 			{
 				Config: providerConfig(gw.URL, tok) + moduleRunConfig("1.1.0", `service = "web", start_hour = "3", weekday = "friday"`),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
@@ -81,13 +90,21 @@ func TestAccModuleRun_lifecycle(t *testing.T) {
 	})
 }
 
-// Secret inputs are write-only: they reach the module (its fingerprint
-// output proves it) and are in no plan or state.
+// Secret inputs are write-only: they reach the run (the gateway's keyed
+// fingerprint of the value proves it, and follows a rotation) and are in
+// no plan or state; no output is derived from them, and the fingerprint is
+// not a bare hash.
 func TestAccModuleRun_secretInputsWriteOnly(t *testing.T) {
-	gw := env.StartGateway(t)
+	var dataDir string
+	gw := env.StartGateway(t, func(c *server.Config) { dataDir = c.DataDir })
 	tok := env.Caller(t, vaultsetup.CallerSpec{Entity: "acc-modules-secret", Bundles: []string{sbxBundle}})
-	const secret = "first-rotation-secret-4419"
-	cfg := providerConfig(gw.URL, tok) + `
+	key, err := audit.LoadHMACKey(audit.DefaultKeyPaths(dataDir).HMAC) // the gateway keys fingerprints with it
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret, rotated = "first-rotation-secret-4419", "second-rotation-secret-8830"
+	cfg := func(version int) string {
+		return providerConfig(gw.URL, tok) + fmt.Sprintf(`
 variable "initial_secret" {
   type      = string
   sensitive = true
@@ -99,23 +116,33 @@ resource "sas_module_run" "test" {
   version = "1.0.0"
   inputs  = { service = "billing", rotation_days = "30" }
   secret_inputs = { initial_secret = var.initial_secret }
-  secret_inputs_version = 1
+  secret_inputs_version = %d
 }
-`
+`, version)
+	}
+	const name = "sas_module_run.test"
+	step := func(version int, value string) resource.TestStep {
+		return resource.TestStep{
+			Config:           cfg(version),
+			ConfigVariables:  config.Variables{"initial_secret": config.StringVariable(value)},
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{planHoldsNo(value)}},
+			ConfigStateChecks: []statecheck.StateCheck{
+				statecheck.ExpectKnownValue(name, tfjsonpath.New("secret_inputs"), knownvalue.Null()),
+				statecheck.ExpectKnownValue(name, tfjsonpath.New("secret_input_fingerprints"), knownvalue.MapExact(map[string]knownvalue.Check{
+					"initial_secret": knownvalue.StringExact(modulerun.SecretInputFingerprint(key, "initial_secret", value))})),
+				statecheck.ExpectKnownValue(name, tfjsonpath.New("sensitive_outputs"), knownvalue.MapSizeExact(0)),
+				statecheck.ExpectKnownValue(name, tfjsonpath.New("outputs").AtMapKey("rotated_at"), knownvalue.NotNull()),
+			},
+			Check: resource.ComposeTestCheckFunc(checkStateHoldsNo(value), checkStateHoldsNo(sha256Hex(value))),
+		}
+	}
+	// The rotation: a new value and secret_inputs_version run the module
+	// again in place; the fingerprint follows the value.
+	rotate := step(2, rotated)
+	rotate.ConfigPlanChecks.PreApply = append(rotate.ConfigPlanChecks.PreApply, plancheck.ExpectResourceAction(name, plancheck.ResourceActionUpdate))
 	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		TerraformVersionChecks:   []tfversion.TerraformVersionCheck{tfversion.SkipBelow(tfversion.Version1_11_0)},
-		Steps: []resource.TestStep{{
-			Config:           cfg,
-			ConfigVariables:  config.Variables{"initial_secret": config.StringVariable(secret)},
-			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{planHoldsNo(secret)}},
-			ConfigStateChecks: []statecheck.StateCheck{
-				statecheck.ExpectKnownValue("sas_module_run.test", tfjsonpath.New("secret_inputs"), knownvalue.Null()),
-				statecheck.ExpectSensitiveValue("sas_module_run.test", tfjsonpath.New("sensitive_outputs")),
-				statecheck.ExpectKnownValue("sas_module_run.test", tfjsonpath.New("sensitive_outputs").AtMapKey("secret_fingerprint"),
-					knownvalue.StringExact(sha256Hex(secret))),
-			},
-			Check: checkStateHoldsNo(secret),
-		}},
+		Steps:                    []resource.TestStep{step(1, secret), rotate},
 	})
 }

@@ -23,6 +23,7 @@ import (
 func BenchmarkCalmLaunches20(b *testing.B) {
 	const n = 20
 	for i := 0; i < b.N; i++ {
+		env.StartInfoblox(b) // a network-mode app's address is held in Infoblox first
 		sim := env.StartCalm(b, func(o *devstack.CalmOptions) { o.LaunchTime, o.ProvisionTime = time.Second, time.Second })
 		gw := env.StartGateway(b, unlimited)
 		owner := fmt.Sprintf("calm-bench-%d", i)

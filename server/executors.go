@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/admission"
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor/all"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/modulerun"
 	"github.com/sas-platform/terraform-provider-sas/internal/modules"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
@@ -19,22 +21,12 @@ import (
 // executors are the downstream adapters, by kind (boundary ④). Each reaches
 // its system only with credentials its operation's sub-token unlocked.
 func (g *Gateway) executors() map[string]executor.Executor {
-	return all.Executors(executor.Env{NetworkCIDR: g.networkCIDR, Resource: g.ops.GetResource, Modules: g.modules})
-}
-
-// networkCIDR resolves a network name through the bundle that allowed it.
-func (g *Gateway) networkCIDR(bundle, name string) (string, bool) {
-	b, ok := g.policy.Bundle(bundle)
-	if !ok {
-		return "", false
-	}
-	n, ok := b.Spec.Networks[name]
-	return n.CIDR, ok && n.CIDR != ""
+	return all.Executors(g.modules)
 }
 
 // moduleRuns sets up what running catalog modules needs, from the configuration: the
 // verified catalog, the runner and the state directory; nil without a catalog.
-func (g *Gateway) moduleRuns() (*executor.Modules, error) {
+func (g *Gateway) moduleRuns() (*modulerun.Config, error) {
 	c := g.cfg
 	if c.ModuleCatalogDir == "" {
 		return nil, nil
@@ -59,7 +51,7 @@ func (g *Gateway) moduleRuns() (*executor.Modules, error) {
 	if g.store.Driver == store.DriverPostgres {
 		dsn = g.store.DSN() // runs keep their state beside the gateway's: Terraform's pg backend
 	}
-	return &executor.Modules{
+	return &modulerun.Config{
 		Catalog: catalog, StateDir: filepath.Join(c.DataDir, "module-state"), PostgresDSN: dsn,
 		Runner:    &tfrun.Runner{Terraform: c.TerraformPath, PluginDir: c.ModulePluginDir, WorkRoot: work},
 		JudgePlan: g.judgePlan,
@@ -71,7 +63,9 @@ func (g *Gateway) moduleRuns() (*executor.Modules, error) {
 // anything is applied.
 func (g *Gateway) judgePlan(ctx context.Context, j executor.Job, request any, plan policy.Plan) (api.Decision, error) {
 	op := j.Operation
-	d, err := g.policy.Evaluate(ctx, op.Bundle, policy.Input{Environment: op.Environment, Kind: op.Kind, Action: op.Action,
+	// Judged by the revision that admitted the operation, never by one
+	// loaded since (a revision no longer held denies, failing closed).
+	d, err := g.policy.EvaluateAt(ctx, op.Bundle, op.Approval.BundleRevision, policy.Input{Environment: op.Environment, Kind: op.Kind, Action: op.Action,
 		// The caller's binding to the bundle was checked when the request was
 		// admitted; the operation is judged under that bundle.
 		Request: request, Caller: policy.Caller{Owner: op.Owner, EntityID: op.OwnerEntityID, Bundles: []string{op.Bundle}}, Plan: &plan})
@@ -80,7 +74,7 @@ func (g *Gateway) judgePlan(ctx context.Context, j executor.Job, request any, pl
 	}
 	rec := audit.Record{RequestID: op.RequestID, OwnerEntityID: op.OwnerEntityID, OwnerName: op.Owner, Bundle: op.Bundle,
 		Environment: op.Environment, Kind: op.Kind, Action: op.Action, TargetID: op.ID, Decision: audit.DecisionDeny,
-		DecisionID: d.DecisionID, BundleRevision: d.Revision, Violations: d.Violations, ControlIDs: controlIDs(d.Violations),
+		DecisionID: d.DecisionID, BundleRevision: d.Revision, Violations: d.Violations, ControlIDs: admission.ControlIDs(d.Violations),
 		Outcome: fmt.Sprintf("plan judged: %d resource changes", len(plan.ResourceChanges)), UserAgent: "sas-orchestrator"}
 	if d.Allow {
 		rec.Decision = audit.DecisionAllow

@@ -13,12 +13,14 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/admission"
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
-	"github.com/sas-platform/terraform-provider-sas/internal/executor"
+	"github.com/sas-platform/terraform-provider-sas/internal/executor/modulerun"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/orchestrator"
 	"github.com/sas-platform/terraform-provider-sas/internal/policy"
+	"github.com/sas-platform/terraform-provider-sas/internal/secrets"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
@@ -36,7 +38,8 @@ type Gateway struct {
 	healthy healthMemo    // the last health check, shared for healthEvery
 	metrics *gatewayMetrics
 	orch    *orchestrator.Orchestrator
-	modules *executor.Modules // module runs; nil without a catalog
+	gate    *admission.Gate   // boundary ②: every caller-facing action
+	modules *modulerun.Config // module runs; nil without a catalog
 	// ownWorkDir is the module runs' working directory this gateway made
 	// (removed at Close).
 	ownWorkDir string
@@ -126,17 +129,60 @@ func New(ctx context.Context, cfg Config) (g *Gateway, err error) {
 	if g.modules, err = g.moduleRuns(); err != nil {
 		return nil, err
 	}
+	if g.modules != nil { // secret inputs' fingerprints are keyed, never a bare hash
+		g.modules.FingerprintKey = auditOpts.HMACKey
+	}
 	g.limiter = newKeyedLimiter(g.cfg.RateLimit, g.cfg.RateBurst)
 	g.guard = newAddressGuard(g.cfg.UnauthenticatedRate, g.cfg.UnauthenticatedBurst, g.cfg.FloodWindow)
+	sealKey, err := secrets.DeriveKey(auditOpts.HMACKey)
+	if err != nil {
+		return nil, err
+	}
+	courier, err := secrets.New(secrets.Config{Vault: sess, Book: g.ops, Audit: chain, Key: sealKey,
+		StepTimeout: func(kind string) time.Duration { return g.orch.StepTimeout(kind) }, Logger: cfg.Logger.Named("secrets")})
+	if err != nil {
+		return nil, err
+	}
 	g.orch, err = orchestrator.New(ctx, orchestrator.Config{
-		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(), Settings: kindSettings(cfg),
+		Store: st, Book: g.ops, Vault: sess, Audit: chain, Executors: g.executors(), Settings: kindSettings(cfg), Secrets: courier,
 		WorkersPerKind: cfg.WorkersPerKind, OperationTimeout: cfg.OperationTimeout,
 		RescueAfter: cfg.OperationRescueAfter, RevokeTimeout: cfg.RevokeTimeout, Logger: cfg.Logger.Named("orchestrator"),
 	})
 	if err != nil {
 		return nil, err
 	}
+	g.gate = &admission.Gate{Policy: eval, Book: g.ops, Seal: chain.SealSecret, Executes: g.orch.Handles,
+		Queue: g.orch, Secrets: courier, Logger: cfg.Logger.Named("admission"), Checks: g.kindChecks()}
 	return g, nil
+}
+
+// kindChecks are the admission checks only this gateway's configuration
+// can make: a module run against the operator's catalog (its inputs'
+// names, types, secrecy and the module's own validations), so the dry run
+// refuses what the run would.
+func (g *Gateway) kindChecks() map[string]admission.KindCheck {
+	checks := map[string]admission.KindCheck{}
+	if g.modules != nil {
+		catalog := g.modules.Catalog
+		checks[api.KindModuleRun] = func(_ context.Context, action string, req api.Validator, target *operations.Resource, prefix string, approval *api.Approval) error {
+			var stored []byte
+			if target != nil {
+				stored = target.Spec
+			}
+			fs, err := catalog.CheckModuleRun(action, req, stored)
+			if err != nil {
+				return err
+			}
+			if err := api.InvalidFields(prefix, fs); err != nil {
+				return err
+			}
+			if approval.Module, err = catalog.Approve(req, stored); err != nil {
+				return api.Invalid(prefix, "%v; the operator's catalog must hold it for the run to be changed or destroyed", err)
+			}
+			return nil
+		}
+	}
+	return checks
 }
 
 // kindSettings are the kinds table's operational limits, with what the

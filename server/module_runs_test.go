@@ -48,8 +48,15 @@ func TestModuleRunLifecycle(t *testing.T) {
 		t.Fatalf("create: %+v", op)
 	}
 	id, _ := op.Result["resource_id"].(string)
-	if fp, sensitive := output(t, op.Result, "secret_fingerprint"); !sensitive || fp == "" {
-		t.Fatalf("secret_fingerprint %v sensitive=%v", fp, sensitive)
+	// The secret's fingerprint is keyed (the audit HMAC key), never a bare
+	// hash an output reader could test guesses against.
+	key, err := audit.LoadHMACKey(audit.DefaultKeyPaths(dataDir).HMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fps, _ := op.Result["secret_input_fingerprints"].(map[string]any)
+	if want := modulerun.SecretInputFingerprint(key, "initial_secret", secret); len(fps) != 1 || fps["initial_secret"] != want {
+		t.Fatalf("secret_input_fingerprints %v, want initial_secret: %s", op.Result["secret_input_fingerprints"], want)
 	}
 	if at, sensitive := output(t, op.Result, "rotates_at"); sensitive || at == "" {
 		t.Fatalf("rotates_at %v", at)

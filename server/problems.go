@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
+	"github.com/sas-platform/terraform-provider-sas/internal/admission"
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/caller"
@@ -22,7 +24,10 @@ func problemFor(err error) api.Problem {
 	var maxBytes *http.MaxBytesError
 	var conflict *operations.IdempotencyConflictError
 	var exists *operations.ConflictError
+	var refused *admission.Refusal
 	switch {
+	case errors.As(err, &refused):
+		return refused.Problem
 	case errors.As(err, &refusal):
 		return refusal.Problem()
 	case errors.As(err, &invalid):
@@ -52,6 +57,13 @@ func problemFor(err error) api.Problem {
 func writeProblem(w http.ResponseWriter, r *http.Request, p api.Problem) {
 	note(r, func(rec *audit.Record) {
 		rec.Outcome = p.Type
+		if len(p.InvalidParams) > 0 { // which fields: the auditor's "what was refused", never their values
+			paths := make([]string, 0, len(p.InvalidParams))
+			for _, f := range p.InvalidParams {
+				paths = append(paths, truncate(f.Path, 128))
+			}
+			rec.Outcome += " at " + truncate(strings.Join(paths, ", "), 512)
+		}
 		if len(p.Violations) > 0 {
 			rec.Violations = p.Violations
 		}

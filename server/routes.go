@@ -54,8 +54,8 @@ func (g *Gateway) routes() []route {
 			methods: []string{http.MethodGet}, path: "/v1/operations/{id}", kind: "operation", action: api.ActionRead, response: api.Operation{}, status: 200, handler: g.getOperation},
 		{name: "getOperationLog", tag: "operations", summary: "What an operation's steps printed (a Terraform run's output), secrets redacted; the operation's owner only",
 			methods: []string{http.MethodGet}, path: "/v1/operations/{id}/log", kind: "operation", action: api.ActionRead, response: api.OperationLog{}, status: 200, handler: g.getOperationLog},
-		{name: "cancelOperation", tag: "operations", summary: "Cancel an unfinished operation: at its next step its compensation runs and it ends cancelled (audited)",
-			methods: []string{http.MethodPost}, path: "/v1/operations/{id}/cancel", kind: "operation", action: api.ActionCancel, response: api.Operation{}, status: 202, handler: g.cancelOperation},
+		{name: "cancelOperation", tag: "operations", summary: "Cancel an unfinished operation, judged by its bundle under the rules of the action it stops: its compensation runs and it ends cancelled (audited)",
+			methods: []string{http.MethodPost}, path: "/v1/operations/{id}/cancel", kind: "operation", action: api.ActionCancel, request: api.CancelRequest{}, response: api.Operation{}, status: 202, handler: g.cancelOperation},
 	}
 	for _, kind := range api.Kinds {
 		p := "/v1/" + api.KindPaths[kind]

@@ -36,6 +36,16 @@ type Body struct {
 	// Check holds rules across fields (hostname.dns_zone ≤ 253, an update
 	// changes something); field rules are in Fields.
 	Check func(v any, f *fieldErrors)
+	// SizeLimits bound the JSON size of some fields together.
+	SizeLimits []SizeLimit
+}
+
+// SizeLimit bounds the size of Fields together, each serialized as JSON
+// (a module run's inputs and secret inputs: what is stored, audited and
+// handed to Terraform).
+type SizeLimit struct {
+	Fields   []string
+	MaxBytes int
 }
 
 // Settings are a kind's operational limits.
@@ -44,6 +54,13 @@ type Settings struct {
 	StepTimeout time.Duration // one step (attempt), and its sub-token's TTL
 	Deadline    time.Duration // the whole operation, all steps and waits
 	MaxAttempts int           // failed steps before the operation fails
+	// Uninterruptible: a running step cannot be stopped midway (a Terraform
+	// apply); a cancel is accepted only while no step runs.
+	Uninterruptible bool
+	// MaxUnfinishedPerCaller bounds the operations of the kind one caller
+	// (Vault entity) may have unfinished at once (0: no bound): one caller
+	// cannot queue enough long runs to hold every worker.
+	MaxUnfinishedPerCaller int
 }
 
 // FieldType is a field's JSON type.
@@ -72,6 +89,9 @@ type Field struct {
 	Key *Rule
 	// Min and Max bound an integer; Max also bounds the items of a list or map.
 	Min, Max int
+	// MaxValueBytes bounds each value of a map, serialized as JSON (a
+	// string's quotes and escapes included).
+	MaxValueBytes int
 	// Fields are an object's members.
 	Fields []Field
 	// Catalog names the bundle catalog the value must be in ("blueprints", "modules").
@@ -201,6 +221,7 @@ func validateBody(kind, action string, v any) error {
 	}
 	var f fieldErrors
 	checkFields(&f, "", b.Fields, reflect.ValueOf(v).Elem())
+	checkSizeLimits(&f, b.SizeLimits, reflect.ValueOf(v).Elem())
 	if b.Check != nil {
 		b.Check(v, &f)
 	}
@@ -275,8 +296,10 @@ func checkFields(f *fieldErrors, prefix string, fields []Field, v reflect.Value)
 				if val := iter.Value(); fd.Rule != nil && val.Kind() == reflect.String {
 					if msg := fd.Rule.CheckValue(val.String()); msg != "" {
 						f.add(p, "%s", msg)
+						continue
 					}
 				}
+				checkValueBytes(f, p, fd.MaxValueBytes, iter.Value())
 			}
 		}
 	}
@@ -376,6 +399,8 @@ func eachField(kind, action string, v Validator, fn func(Field, reflect.Value)) 
 type Schema struct {
 	Required []string `json:"required"`
 	Mutable  []string `json:"mutable"`
+	// References maps a field to the kind of resource whose id it holds.
+	References map[string]string `json:"references,omitempty"`
 }
 
 // PolicySchema is kind's Schema (empty for a kind the table does not
@@ -389,6 +414,12 @@ func PolicySchema(kind string) *Schema {
 	for _, f := range k.Create.Fields {
 		if f.Mutable {
 			s.Mutable = append(s.Mutable, f.Name)
+		}
+		if f.References != "" {
+			if s.References == nil {
+				s.References = map[string]string{}
+			}
+			s.References[f.Name] = f.References
 		}
 	}
 	return s

@@ -63,6 +63,10 @@ func fieldSchema(f Field) map[string]any {
 	if f.Mutable {
 		desc += " Can be changed in place (PATCH)."
 	}
+	if f.References != "" {
+		s["x-references"] = f.References // the kind whose id it holds
+		desc += " The " + f.References + " cannot be deleted while this refers to it (409 in-use)."
+	}
 	s["description"] = desc
 	return s
 }

@@ -180,14 +180,29 @@ var calmAppKind = &Kind{
 	Settings: Settings{Workers: 4, StepTimeout: 5 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 5},
 }
 
+// Bounds on a module run's inputs: one value, and all of them (inputs and
+// secret inputs together), serialized as JSON — what is stored, audited,
+// given to the policy and written for Terraform.
+const (
+	MaxModuleInputBytes  = 4 << 10
+	MaxModuleInputsBytes = 32 << 10
+)
+
 // A module run's fields an update may change.
 var (
 	moduleVersion = Field{Name: "version", Type: TypeString, Required: true, Mutable: true, Rule: ruleVersion,
 		Description: "Module version, one the bundle and the operator's catalog approve."}
-	moduleInputs = Field{Name: "inputs", Type: TypeMap, Key: ruleVarName, Max: maxVariables, Mutable: true,
-		Description: "The module's inputs (its variables); the operator's catalog says which exist, their types and which are secret."}
+	moduleInputs = Field{Name: "inputs", Type: TypeMap, Key: ruleVarName, Max: maxVariables, Mutable: true, MaxValueBytes: MaxModuleInputBytes,
+		Description: "The module's inputs (its variables); the operator's catalog says which exist, their types and which are secret. " +
+			"Each value is converted to its variable's type and checked by the module's own validation blocks before anything is stored. " +
+			moduleInputLimits}
 	moduleSecretInputs = Field{Name: "secret_inputs", Type: TypeMap, Key: ruleVarName, Rule: ruleVarValue, Max: maxVariables, Mutable: true, Secret: true,
-		Description: "The module's secret inputs. Never stored, logged or returned: they reach Terraform through its environment only."}
+		MaxValueBytes: MaxModuleInputBytes,
+		Description: "The module's secret inputs (its `sensitive` variables, and only those). Never stored, logged or returned: they reach Terraform through its environment only. " +
+			"Their values are not kept after a run: an update sends them again. " + moduleInputLimits}
+	moduleInputLimits = fmt.Sprintf("Each value at most %d KiB as JSON; inputs and secret_inputs together at most %d KiB.",
+		MaxModuleInputBytes>>10, MaxModuleInputsBytes>>10)
+	moduleInputSizes = []SizeLimit{{Fields: []string{"inputs", "secret_inputs"}, MaxBytes: MaxModuleInputsBytes}}
 )
 
 // optional is f as an update carries it: sent only to change it.
@@ -202,15 +217,18 @@ var moduleRunKind = &Kind{
 	Create: Body{
 		New: func() Validator { return &ModuleRunRequest{} },
 		Fields: []Field{
-			{Name: "name", Type: TypeString, Required: true, Rule: ruleAppName, Description: "Name of the run, unique among module runs: what an interrupted apply adopts by."},
+			{Name: "name", Type: TypeString, Required: true, Rule: ruleAppName,
+				Description: "Name of the run, unique among the module runs of its environment: what an interrupted apply adopts by."},
 			{Name: "module", Type: TypeString, Required: true, Rule: ruleModule, Catalog: CatalogModules, Description: "Module from the bundle's catalog."},
 			moduleVersion, moduleInputs, moduleSecretInputs,
 			changeTicket,
 		},
+		SizeLimits: moduleInputSizes,
 	},
 	Update: Body{
-		New:    func() Validator { return &ModuleRunUpdate{} },
-		Fields: []Field{optional(moduleVersion), moduleInputs, moduleSecretInputs, changeTicket},
+		New:        func() Validator { return &ModuleRunUpdate{} },
+		Fields:     []Field{optional(moduleVersion), moduleInputs, moduleSecretInputs, changeTicket},
+		SizeLimits: moduleInputSizes,
 		Check: func(v any, f *fieldErrors) {
 			if r := v.(*ModuleRunUpdate); r.Version == "" && r.Inputs == nil && r.SecretInputs == nil {
 				f.add("", "nothing to update; send at least one of version, inputs, secret_inputs")
@@ -218,7 +236,7 @@ var moduleRunKind = &Kind{
 		},
 	},
 	Delete:   deleteBody,
-	Settings: Settings{Workers: 2, StepTimeout: 10 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 3},
+	Settings: Settings{Workers: 2, StepTimeout: 10 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 3, Uninterruptible: true, MaxUnfinishedPerCaller: 4},
 }
 
 var deleteBody = Body{New: func() Validator { return &DeleteRequest{} }, Fields: []Field{changeTicket}}

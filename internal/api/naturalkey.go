@@ -28,10 +28,34 @@ type NaturalKeyed interface {
 }
 
 var (
-	_ NaturalKeyed = (*IPReservationRequest)(nil)
-	_ NaturalKeyed = (*CalmAppRequest)(nil)
-	_ NaturalKeyed = (*ModuleRunRequest)(nil)
+	_ NaturalKeyed     = (*IPReservationRequest)(nil)
+	_ NaturalKeyed     = (*CalmAppRequest)(nil)
+	_ EnvironmentKeyed = (*ModuleRunRequest)(nil)
 )
+
+// EnvironmentKeyed is a NaturalKeyed whose name is the gateway's own, not
+// a downstream system's: a module run's name names nothing outside sas
+// (its state is kept by resource id). Such names are unique per
+// environment, so a caller in one environment can neither take a name
+// another environment uses nor learn that it exists there.
+type EnvironmentKeyed interface {
+	NaturalKeyed
+	// KeyedPerEnvironment marks the kind; it does nothing.
+	KeyedPerEnvironment()
+}
+
+// NaturalKeyIn is the key o is stored and looked up by when made in
+// environment: its NaturalKey, prefixed by the environment for an
+// EnvironmentKeyed kind ("prod/ledger-window"; environment names and
+// module run names hold no '/', so the prefix cannot be forged).
+// Downstream names (IP reservations, Calm apps) are one namespace across
+// environments, as the downstream system has them.
+func NaturalKeyIn(o NaturalKeyed, environment string) string {
+	if _, ok := o.(EnvironmentKeyed); ok {
+		return environment + "/" + o.NaturalKey()
+	}
+	return o.NaturalKey()
+}
 
 // DefaultDNSView is the Infoblox DNS view a reservation without one goes to.
 const DefaultDNSView = "default"
@@ -70,8 +94,11 @@ func (r *CalmAppRequest) ObjectSpec() any {
 	return s
 }
 
-// NaturalKey is the run's name.
+// NaturalKey is the run's name; it is unique per environment (NaturalKeyIn).
 func (r *ModuleRunRequest) NaturalKey() string { return r.Name }
+
+// KeyedPerEnvironment: module run names are unique per environment.
+func (r *ModuleRunRequest) KeyedPerEnvironment() {}
 
 func (r *ModuleRunRequest) ObjectSpec() any {
 	s := *r

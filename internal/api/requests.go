@@ -127,11 +127,34 @@ type ModuleRunRequest struct {
 
 // ModuleRunUpdate re-runs a module with another version or other inputs
 // (inputs, when sent, replace the previous ones whole).
+//
+// A nil map is a field not sent: the run keeps what it had. An empty one
+// is sent, and replaces what the run had with nothing ({} removes every
+// input). omitzero, not omitempty, keeps the two apart where the update
+// is stored and read back (its JSON): only a nil map is left out.
 type ModuleRunUpdate struct {
 	Version      string            `json:"version,omitempty"`
-	Inputs       map[string]any    `json:"inputs,omitempty"`
-	SecretInputs map[string]string `json:"secret_inputs,omitempty"`
+	Inputs       map[string]any    `json:"inputs,omitzero"`
+	SecretInputs map[string]string `json:"secret_inputs,omitzero"`
 	ChangeTicket string            `json:"change_ticket,omitempty"`
+}
+
+// LayOver is the run this update makes of spec, the run's stored spec: a
+// version sent replaces spec's; inputs or secret inputs sent (even empty)
+// replace spec's whole; the change ticket stays spec's (it is the
+// update's own). The executor runs it and admission checks it, so the two
+// cannot disagree.
+func (u *ModuleRunUpdate) LayOver(spec ModuleRunRequest) ModuleRunRequest {
+	if u.Version != "" {
+		spec.Version = u.Version
+	}
+	if u.Inputs != nil {
+		spec.Inputs = u.Inputs
+	}
+	if u.SecretInputs != nil {
+		spec.SecretInputs = u.SecretInputs
+	}
+	return spec
 }
 
 // DecisionRequest is the body of POST /v1/decisions: what would happen if
@@ -181,6 +204,9 @@ type Operation struct {
 	Progress string `json:"progress,omitempty"`
 	// CancelRequested: a cancel was asked for; it takes effect at the next step.
 	CancelRequested bool `json:"cancel_requested,omitempty"`
+	// BundleRevision is the bundle revision that admitted the operation:
+	// the one it is executed and judged by.
+	BundleRevision string `json:"bundle_revision,omitempty"`
 }
 
 // Operation states.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -128,6 +129,17 @@ func AsMap(v any) (map[string]any, error) {
 	return m, json.Unmarshal(b, &m)
 }
 
+// InvalidFields is an *InvalidRequestError listing fields (a check's
+// findings, such as a module run's inputs against the operator's catalog),
+// their paths under prefix ("" or "/request" in a dry run); nil when
+// fields is empty.
+func InvalidFields(prefix string, fields []FieldError) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	return prefixed(&InvalidRequestError{Fields: slices.Clone(fields)}, prefix)
+}
+
 func prefixed(err error, prefix string) error {
 	ie, ok := err.(*InvalidRequestError)
 	if !ok || prefix == "" {
@@ -202,6 +214,63 @@ func checkFQDN(f *fieldErrors, path, v string, required bool) {
 			return
 		}
 	}
+}
+
+// checkValueBytes refuses a map value larger than max bytes as JSON (0: no limit).
+func checkValueBytes(f *fieldErrors, path string, max int, v reflect.Value) {
+	if max <= 0 {
+		return
+	}
+	if n := jsonSize(v); n > max {
+		f.add(path, "is %d bytes as JSON; a value may be at most %s", n, byteSize(max))
+	}
+}
+
+// checkSizeLimits refuses fields that together are larger than a limit
+// allows, at the largest of them (what to shrink first).
+func checkSizeLimits(f *fieldErrors, limits []SizeLimit, v reflect.Value) {
+	for _, l := range limits {
+		if slices.ContainsFunc(*f, func(e FieldError) bool {
+			return slices.ContainsFunc(l.Fields, func(name string) bool { return strings.HasPrefix(e.Path, "/"+name+"/") })
+		}) {
+			continue // a value too large (or wrong) is named already: that is what to fix first
+		}
+		total, largest, largestSize := 0, "", -1
+		for _, name := range l.Fields {
+			fv := jsonField(v, name)
+			if !fv.IsValid() {
+				panic(fmt.Sprintf("api: size limit names %s, which is not a field", name))
+			}
+			if fv.Kind() == reflect.Pointer && fv.IsNil() || (fv.Kind() == reflect.Map || fv.Kind() == reflect.Slice) && fv.Len() == 0 {
+				continue
+			}
+			n := jsonSize(fv)
+			total += n
+			if n > largestSize {
+				largest, largestSize = name, n
+			}
+		}
+		if total > l.MaxBytes {
+			f.add("/"+largest, "%s come to %d bytes as JSON; together they may be at most %s", strings.Join(l.Fields, " and "), total, byteSize(l.MaxBytes))
+		}
+	}
+}
+
+// jsonSize is v's size serialized as JSON, as the gateway stores it.
+func jsonSize(v reflect.Value) int {
+	b, err := json.Marshal(v.Interface())
+	if err != nil {
+		return 0 // decoded from JSON: it marshals
+	}
+	return len(b)
+}
+
+// byteSize renders a limit in bytes, with KiB when whole ("4096 bytes (4 KiB)").
+func byteSize(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d bytes (%d KiB)", n, n/1024)
+	}
+	return fmt.Sprintf("%d bytes", n)
 }
 
 func printable(s string) bool {

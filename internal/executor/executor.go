@@ -10,13 +10,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
-	"github.com/sas-platform/terraform-provider-sas/internal/modules"
+	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
-	"github.com/sas-platform/terraform-provider-sas/internal/policy"
-	"github.com/sas-platform/terraform-provider-sas/internal/tfrun"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
 
@@ -31,31 +30,6 @@ type Executor interface {
 	// attributes now, and how they drifted from what sas recorded; gone
 	// when the downstream object no longer exists.
 	Read(ctx context.Context, job Job) (attributes map[string]any, drift []api.Drift, gone bool, err error)
-}
-
-// Env is what the gateway lends executors: lookups into the loaded bundles.
-type Env struct {
-	// Modules configures module runs (nil: the kind has no executor here).
-	Modules *Modules
-	// NetworkCIDR resolves a network name a bundle declares to its CIDR.
-	NetworkCIDR func(bundle, name string) (string, bool)
-	// Resource reads another resource of the same owner (one a request
-	// refers to, such as a Calm app's IP reservation); the gateway checked
-	// at admission that the owner holds it in the operation's context.
-	Resource func(ctx context.Context, kind, id, ownerEntityID string) (operations.Resource, error)
-}
-
-// Modules is what the module_run executor needs: the operator's catalog,
-// the Terraform runner, where states live, and the bundle's verdict on a plan.
-type Modules struct {
-	Catalog  *modules.Catalog
-	Runner   *tfrun.Runner
-	StateDir string
-	// PostgresDSN, when set, keeps each run's state in PostgreSQL (Terraform's
-	// pg backend, a schema per resource) instead of StateDir.
-	PostgresDSN string
-	// JudgePlan puts a run's saved plan to the operation's own bundle.
-	JudgePlan func(ctx context.Context, j Job, request any, plan policy.Plan) (api.Decision, error)
 }
 
 // Job is one attempt at an operation (or one read of a resource).
@@ -80,12 +54,19 @@ type Job struct {
 	// executor that hands the token on (a Terraform run's environment);
 	// nil on reads. The token is a secret: never log, store or return it.
 	SubToken func() (addr, token string)
-	// Secrets reads the clear values of the request's secret fields (the
-	// request itself holds only their digests) with this step's sub-token;
-	// vault.ErrRequestSecretsGone once ForgetSecrets ran.
+	// Secrets returns the clear values of the request's secret fields (the
+	// request itself holds only their digests). They come from a single-use
+	// Vault wrapping token the operation holds (internal/secrets), never
+	// through the sub-token, which can read no request's secrets: the first
+	// call in a step unwraps it, later calls in the step return the same
+	// values, and a step that fails transiently leaves them for its retry.
+	// vault.ErrRequestSecretsGone once ForgetSecrets ran (in any step), or
+	// when their token expired or was used by someone else (audited); a
+	// transient error while admission has not handed them over yet. Nil on reads.
 	Secrets func(ctx context.Context) (vault.RequestSecrets, error)
-	// ForgetSecrets destroys them in Vault: call it once the downstream
-	// system holds them.
+	// ForgetSecrets ends them for good: call it as soon as the downstream
+	// system holds them (or they are not needed any more). The operation's
+	// end destroys them anyway; a failing ForgetSecrets is transient.
 	ForgetSecrets func(ctx context.Context) error
 	// Log keeps text (already redacted) as this step's output, for the
 	// operation's owner (GET /v1/operations/{id}/log); nil on reads.
@@ -147,3 +128,32 @@ type RetryAfterError struct {
 
 func (e *RetryAfterError) Error() string { return e.Err.Error() }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// ApprovedNetwork is the CIDR an operation's network was approved as:
+// resolved at admission by the bundle revision that allowed it, so a
+// bundle reloaded since changes nothing. An operation admitted before
+// approvals were recorded may name a CIDR itself; a name it cannot
+// resolve now fails it rather than being looked up in a newer revision.
+func ApprovedNetwork(op operations.Work, requested string) (string, error) {
+	if cidr := op.Approval.NetworkCIDR; cidr != "" {
+		return cidr, nil
+	}
+	if strings.Contains(requested, "/") {
+		return requested, nil
+	}
+	return "", Permanent(fmt.Errorf("operation %s carries no approved CIDR for network %q (admitted before this gateway recorded approvals); send the request again", op.ID, requested))
+}
+
+// Infoblox is a client of the operation's environment's Infoblox grid,
+// with the credentials this step's sub-token reads (sas/<env>/infoblox).
+func (j Job) Infoblox(ctx context.Context) (*infoblox.Client, error) {
+	creds, err := j.Credentials(ctx, "infoblox")
+	if err != nil {
+		return nil, err
+	}
+	if creds.URL == "" {
+		return nil, Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
+	}
+	return infoblox.New(infoblox.Config{URL: creds.URL, CACertPEM: []byte(creds.CACert),
+		Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
+}

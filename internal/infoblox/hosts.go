@@ -154,6 +154,22 @@ func (c *Client) CreateHost(ctx context.Context, spec HostSpec) (Host, error) {
 	if len(spec.Aliases) > 0 {
 		body["aliases"] = spec.Aliases
 	}
+	h, err := c.postHost(ctx, body)
+	if IsConflict(err) {
+		if h, ferr := c.FindHostByName(ctx, spec.Name, spec.View); ferr == nil {
+			if t, managed := h.Tags(); managed && t.RequestID == spec.Tags.RequestID {
+				c.log.Info("host already created by this request; returning it", "name", spec.Name, "request_id", spec.Tags.RequestID)
+				return h, nil
+			}
+		}
+	}
+	return h, err
+}
+
+// postHost creates a record:host from body. If the grid does not know the
+// SAS-* attributes yet, they are defined (EnsureTagDefinitions) and the
+// create is tried once more.
+func (c *Client) postHost(ctx context.Context, body map[string]any) (Host, error) {
 	q := url.Values{"_return_fields": {hostFields}}
 	var w wireHost
 	err := c.call(ctx, http.MethodPost, "record:host", q, body, &w)
@@ -163,18 +179,88 @@ func (c *Client) CreateHost(ctx context.Context, spec HostSpec) (Host, error) {
 		}
 		err = c.call(ctx, http.MethodPost, "record:host", q, body, &w)
 	}
-	if IsConflict(err) {
-		if h, ferr := c.FindHostByName(ctx, spec.Name, spec.View); ferr == nil {
-			if t, managed := h.Tags(); managed && t.RequestID == spec.Tags.RequestID {
-				c.log.Info("host already created by this request; returning it", "name", spec.Name, "request_id", spec.Tags.RequestID)
-				return h, nil
-			}
-		}
-	}
 	if err != nil {
 		return Host{}, err
 	}
 	return w.host(), nil
+}
+
+// AddressSpec is an address to hold for a machine that another system
+// configures (a VM a Calm blueprint builds with a fixed address): a
+// record:host with configure_for_dns false — it makes no DNS record and
+// needs no zone or DNS view — whose address the grid allocates from Network
+// in the same call, as CreateHost does, so it is never handed out twice.
+type AddressSpec struct {
+	// Name is the host's name: unique per request (a retry of the same
+	// request finds its own host by it). Without DNS it need not lie in a
+	// zone, but it must still be a valid host name.
+	Name        string
+	NetworkView string // default "default"
+	Network     string // CIDR to allocate the next free address from
+	Comment     string
+	// HeldFor is what the address is held for (AttrHeldFor), e.g.
+	// "calm_app sas-sbx/web-1": the kind and name of the resource whose
+	// request holds it. Required.
+	HeldFor string
+	Tags    Tags // required
+}
+
+func (s *AddressSpec) normalize() error {
+	s.Name = strings.TrimSpace(s.Name)
+	if s.Name == "" {
+		return errors.New("infoblox: host name is required")
+	}
+	if s.NetworkView == "" {
+		s.NetworkView = "default"
+	}
+	p, err := netip.ParsePrefix(s.Network)
+	if err != nil || !p.Addr().Is4() || p.Masked() != p {
+		return fmt.Errorf("infoblox: network %q is not an IPv4 network in CIDR notation", s.Network)
+	}
+	if strings.TrimSpace(s.HeldFor) == "" {
+		return errors.New("infoblox: an address held without DNS must say what it is held for")
+	}
+	return s.Tags.Validate()
+}
+
+// ReserveAddress holds the next free address of spec.Network in a host
+// record without DNS (configure_for_dns false, no view), tagged with
+// spec.Tags and spec.HeldFor. The address counts as used for every later
+// next-available allocation, by sas or anyone, until DeleteHost releases it.
+//
+// Retrying is safe: if the name is already taken by a host this same
+// request (SAS-Request-ID) holds, that host is returned instead of an
+// error. Callers that may have lost a create's answer should still look
+// for their host by its SAS-Request-ID first (FindHostsByEA).
+func (c *Client) ReserveAddress(ctx context.Context, spec AddressSpec) (Host, error) {
+	if err := spec.normalize(); err != nil {
+		return Host{}, err
+	}
+	attrs := spec.Tags.Attributes()
+	attrs[AttrHeldFor] = spec.HeldFor
+	body := map[string]any{
+		"name":              spec.Name,
+		"network_view":      spec.NetworkView,
+		"configure_for_dns": false,
+		"ipv4addrs":         []any{map[string]any{"ipv4addr": fmt.Sprintf("func:nextavailableip:%s,%s", spec.Network, spec.NetworkView)}},
+		"extattrs":          eaWire(attrs),
+	}
+	if spec.Comment != "" {
+		body["comment"] = spec.Comment
+	}
+	h, err := c.postHost(ctx, body)
+	if IsConflict(err) {
+		// Not by name: a host without DNS lives in no DNS view to search.
+		if hosts, ferr := c.FindHostsByEA(ctx, AttrRequestID, spec.Tags.RequestID); ferr == nil {
+			for _, h := range hosts {
+				if t, managed := h.Tags(); managed && t.RequestID == spec.Tags.RequestID && strings.EqualFold(h.Name, spec.Name) {
+					c.log.Info("address already held by this request; returning its host", "name", spec.Name, "request_id", spec.Tags.RequestID)
+					return h, nil
+				}
+			}
+		}
+	}
+	return h, err
 }
 
 // GetHost reads the host at ref. A host that no longer exists (or whose

@@ -21,6 +21,12 @@ const (
 	AttrEnvironment = "SAS-Environment"
 	AttrManaged     = "SAS-Managed"
 
+	// AttrHeldFor is set on an address sas holds without DNS on behalf of
+	// another resource (ReserveAddress): that resource's kind and name,
+	// e.g. "calm_app sas-sbx/web-1". With SAS-Request-ID it lets the
+	// request find, adopt and release its address after a crash.
+	AttrHeldFor = "SAS-Held-For"
+
 	// ManagedValue is AttrManaged's value (WAPI spells booleans "True").
 	ManagedValue = "True"
 	// TagPrefix is reserved: callers' own attributes may not start with it.
@@ -30,6 +36,12 @@ const (
 // TagAttributeNames lists the attributes Tags renders, in a stable order.
 func TagAttributeNames() []string {
 	return []string{AttrOwner, AttrRequestID, AttrBundle, AttrEnvironment, AttrManaged}
+}
+
+// DefinedAttributeNames lists every SAS-* attribute sas may set, in a
+// stable order: the tags, then AttrHeldFor. EnsureTagDefinitions defines them.
+func DefinedAttributeNames() []string {
+	return append(TagAttributeNames(), AttrHeldFor)
 }
 
 // Tags is who and what made an object: rendered as extensible attributes
@@ -168,7 +180,7 @@ func (c *Client) EnsureTagDefinitions(ctx context.Context) error {
 	for _, d := range defs {
 		have[d.Name] = true
 	}
-	for _, name := range TagAttributeNames() {
+	for _, name := range DefinedAttributeNames() {
 		if have[name] {
 			continue
 		}

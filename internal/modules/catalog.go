@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -17,9 +16,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
-	"github.com/hashicorp/hcl/v2"
-	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
 
 // CatalogFile is the catalog's file name in a catalog directory.
@@ -32,8 +31,13 @@ type File struct {
 
 // FileModule is one approved module.
 type FileModule struct {
-	Name        string        `json:"name"`
-	Description string        `json:"description"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	// StepTimeout bounds each step of a run of this module (a Go duration
+	// such as "5m"; at most the module_run kind's step timeout, which it
+	// defaults to): a module that should take seconds cannot hold a worker
+	// for the kind's ten minutes.
+	StepTimeout string        `json:"step_timeout,omitempty"`
 	Versions    []FileVersion `json:"versions"`
 }
 
@@ -54,6 +58,8 @@ type Catalog struct {
 type Module struct {
 	Name        string
 	Description string
+	// StepTimeout is the catalog's bound on one step of a run (zero: the kind's).
+	StepTimeout time.Duration
 	Versions    map[string]*Version
 }
 
@@ -63,15 +69,6 @@ type Version struct {
 	// Dir is the source directory; SHA256 what it must hash to when run.
 	Dir, SHA256 string
 	Inputs      []Input
-}
-
-// Input is a module variable.
-type Input struct {
-	Name        string
-	Type        string // the variable's type expression as written ("string", "number", "map(string)"); "any" when absent
-	Description string
-	Required    bool // no default
-	Secret      bool // `sensitive = true`: passed only as a secret input
 }
 
 // Load reads and verifies the catalog at path (a catalog.json, or the
@@ -101,6 +98,13 @@ func Load(path string) (*Catalog, error) {
 			return nil, fmt.Errorf("module catalog %s: module %s is listed twice", path, fm.Name)
 		}
 		m := &Module{Name: fm.Name, Description: fm.Description, Versions: map[string]*Version{}}
+		if fm.StepTimeout != "" {
+			d, err := time.ParseDuration(fm.StepTimeout)
+			if err != nil || d <= 0 || d > MaxStepTimeout {
+				return nil, fmt.Errorf("module catalog %s: module %s: step_timeout %q is not a duration from 1s to %s", path, fm.Name, fm.StepTimeout, MaxStepTimeout)
+			}
+			m.StepTimeout = d
+		}
 		for _, fv := range fm.Versions {
 			dir := filepath.Join(base, filepath.FromSlash(fv.Source))
 			v := &Version{Module: fm.Name, Version: fv.Version, Dir: dir, SHA256: fv.SHA256}
@@ -115,6 +119,22 @@ func Load(path string) (*Catalog, error) {
 		c.modules[fm.Name] = m
 	}
 	return c, nil
+}
+
+// MaxStepTimeout is the longest step a catalog may give a module: the
+// module_run kind's own step timeout (its sub-tokens' TTL).
+var MaxStepTimeout = func() time.Duration {
+	k, _ := api.KindByName(api.KindModuleRun)
+	return k.Settings.StepTimeout
+}()
+
+// StepTimeout is the catalog's bound on one step of a run of module name
+// (zero when the catalog sets none).
+func (c *Catalog) StepTimeout(name string) time.Duration {
+	if m, ok := c.modules[name]; ok {
+		return m.StepTimeout
+	}
+	return 0
 }
 
 // Version returns an approved version, or an error saying what is approved.
@@ -208,49 +228,4 @@ func DirHash(dir string) (string, error) {
 		fmt.Fprintf(h, "%s\x00%x\n", filepath.ToSlash(rel), fh.Sum(nil))
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// ReadInputs reads the variable blocks of a module's .tf files.
-func ReadInputs(dir string) ([]Input, error) {
-	paths, err := filepath.Glob(filepath.Join(dir, "*.tf"))
-	if err != nil || len(paths) == 0 {
-		return nil, fmt.Errorf("%s holds no .tf files", dir)
-	}
-	sort.Strings(paths)
-	parser := hclparse.NewParser()
-	schema := &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{{Type: "variable", LabelNames: []string{"name"}}}}
-	var out []Input
-	for _, p := range paths {
-		file, diags := parser.ParseHCLFile(p)
-		if diags.HasErrors() {
-			return nil, errors.New(diags.Error())
-		}
-		content, _, diags := file.Body.PartialContent(schema)
-		if diags.HasErrors() {
-			return nil, errors.New(diags.Error())
-		}
-		for _, b := range content.Blocks {
-			in := Input{Name: b.Labels[0], Type: "any", Required: true}
-			attrs, _ := b.Body.JustAttributes()
-			if a, ok := attrs["type"]; ok {
-				in.Type = strings.TrimSpace(string(a.Expr.Range().SliceBytes(file.Bytes)))
-			}
-			if _, ok := attrs["default"]; ok {
-				in.Required = false
-			}
-			if a, ok := attrs["description"]; ok {
-				if v, d := a.Expr.Value(nil); !d.HasErrors() && v.Type().FriendlyName() == "string" {
-					in.Description = v.AsString()
-				}
-			}
-			if a, ok := attrs["sensitive"]; ok {
-				if v, d := a.Expr.Value(nil); !d.HasErrors() && v.True() {
-					in.Secret = true
-				}
-			}
-			out = append(out, in)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
 }

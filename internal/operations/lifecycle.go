@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 )
 
@@ -24,6 +26,12 @@ type Work struct {
 	Checkpoint json.RawMessage
 	// Waiting: the last step ended "in progress"; the next one continues it.
 	Waiting bool
+	// Approval is what admission resolved when it allowed the operation.
+	Approval api.Approval
+	// Ending is the terminal state a compensation under way will end the
+	// operation in (failed, cancelled); "" while it runs normally.
+	// EndingReason says why (the message it will end with).
+	Ending, EndingReason string
 }
 
 // Load returns everything about an operation.
@@ -33,11 +41,18 @@ func (b *Book) Load(ctx context.Context, id string) (Work, error) {
 		return Work{}, err
 	}
 	w := Work{Operation: op}
-	var req, checkpoint string
+	var req, checkpoint, approval string
 	var waiting int
-	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor, natural_key, checkpoint_json, waiting FROM operations WHERE id = $1`, id).
-		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor, &w.NaturalKey, &checkpoint, &waiting)
+	err = b.st.DB.QueryRowContext(ctx, `SELECT owner_entity_id, request_json, subtoken_accessor, natural_key, checkpoint_json, waiting,
+		approval_json, ending FROM operations WHERE id = $1`, id).
+		Scan(&w.OwnerEntityID, &req, &w.SubTokenAccessor, &w.NaturalKey, &checkpoint, &waiting, &approval, &w.Ending)
 	w.Waiting = waiting != 0
+	w.Ending, w.EndingReason, _ = strings.Cut(w.Ending, ":")
+	if err == nil && approval != "" {
+		if err = json.Unmarshal([]byte(approval), &w.Approval); err != nil {
+			err = fmt.Errorf("operation %s approval: %w", id, err)
+		}
+	}
 	w.Request = []byte(req)
 	if checkpoint != "" {
 		w.Checkpoint = json.RawMessage(checkpoint)
@@ -160,7 +175,12 @@ func (b *Book) Finish(ctx context.Context, id, state string, result map[string]a
 
 // Unfinished lists operations not yet terminal (for start-up recovery).
 func (b *Book) Unfinished(ctx context.Context) ([]Work, error) {
-	rows, err := b.st.DB.QueryContext(ctx, `SELECT id FROM operations WHERE state IN ($1, $2) ORDER BY created_ns`, api.OperationPending, api.OperationRunning)
+	return b.loadAll(ctx, `SELECT id FROM operations WHERE state IN ($1, $2) ORDER BY created_ns`, api.OperationPending, api.OperationRunning)
+}
+
+// loadAll loads every operation whose id query returns, in its order.
+func (b *Book) loadAll(ctx context.Context, query string, args ...any) ([]Work, error) {
+	rows, err := b.st.DB.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +194,9 @@ func (b *Book) Unfinished(ctx context.Context) ([]Work, error) {
 		ids = append(ids, id)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	out := make([]Work, 0, len(ids))
 	for _, id := range ids {
 		w, err := b.Load(ctx, id)
@@ -182,7 +205,7 @@ func (b *Book) Unfinished(ctx context.Context) ([]Work, error) {
 		}
 		out = append(out, w)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // LiveSubTokens lists accessors recorded on operations (any state).
@@ -201,4 +224,16 @@ func (b *Book) LiveSubTokens(ctx context.Context) (map[string]string, error) {
 		out[id] = acc
 	}
 	return out, rows.Err()
+}
+
+// Event is the audit record of something that happened to the operation
+// after its admission (a sub-token, its secrets, a step's outcome), under
+// its request id; accessor is a token's (the chain HMACs it).
+func (w Work) Event(accessor, outcome string) audit.Record {
+	return audit.Record{
+		RequestID: w.RequestID, OwnerEntityID: w.OwnerEntityID, OwnerName: w.Owner,
+		TokenAccessor: accessor, Bundle: w.Bundle, Environment: w.Environment,
+		Kind: w.Kind, Action: w.Action, TargetID: w.ID, Decision: audit.DecisionAllow,
+		DecisionID: w.DecisionID, Outcome: outcome, UserAgent: "sas-orchestrator",
+	}
 }

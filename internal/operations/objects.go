@@ -75,7 +75,7 @@ func resolve(ctx context.Context, q store.Querier, n New, hash string) (Resoluti
 	if n.Object == nil {
 		return Resolution{Outcome: Created}, nil
 	}
-	key := n.Object.NaturalKey()
+	key := api.NaturalKeyIn(n.Object, n.Environment)
 	row := q.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE kind = $1 AND natural_key = $2`, n.Kind, key)
 	res, err := scanResource(row.Scan)
 	switch {
@@ -176,14 +176,19 @@ func insert(ctx context.Context, q store.Querier, id string, n New, hash, state,
 	}
 	natural := ""
 	if n.Object != nil {
-		natural = n.Object.NaturalKey()
+		natural = api.NaturalKeyIn(n.Object, n.Environment)
 	}
 	now := time.Now().UTC().UnixNano()
-	_, err := q.ExecContext(ctx, `INSERT INTO operations (id, kind, action, target_id, state, attempts, owner_entity_id, owner_name,
-		bundle, environment, request_id, decision_id, idempotency_key, request_hash, request_json, result_json, error, created_ns, updated_ns, natural_key)
-		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $17)`,
+	approval, err := json.Marshal(n.Approval)
+	if err != nil {
+		return fmt.Errorf("store operation: approval: %w", err)
+	}
+	_, err = q.ExecContext(ctx, `INSERT INTO operations (id, kind, action, target_id, state, attempts, owner_entity_id, owner_name,
+		bundle, environment, request_id, decision_id, idempotency_key, request_hash, request_json, result_json, error, created_ns, updated_ns, natural_key,
+		bundle_revision, approval_json)
+		VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, '', $16, $16, $17, $18, $19)`,
 		id, n.Kind, n.Action, firstNonEmpty(n.TargetID, resourceID), state, n.OwnerEntityID, n.Owner, n.Bundle, n.Environment,
-		n.RequestID, n.DecisionID, key, hash, string(n.Request), result, now, natural)
+		n.RequestID, n.DecisionID, key, hash, string(n.Request), result, now, natural, n.Approval.BundleRevision, string(approval))
 	if err != nil {
 		return fmt.Errorf("store operation: %w", err)
 	}
@@ -206,7 +211,7 @@ func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 	}
 	natural := ""
 	if n.Object != nil {
-		natural = n.Object.NaturalKey()
+		natural = api.NaturalKeyIn(n.Object, n.Environment)
 	} else if n.TargetID != "" {
 		// An update or delete holds its target's key too, so a create
 		// cannot adopt the object while a delete of it is being stored.
@@ -232,11 +237,11 @@ func (b *Book) lockKeys(ctx context.Context, q store.Querier, n New) error {
 // natural keys existed (schema version 5) their key, so a create repeated
 // after an upgrade still finds them. It is idempotent and cheap when done.
 func (b *Book) BackfillNaturalKeys(ctx context.Context) (int, error) {
-	type row struct{ table, id, kind, spec string }
+	type row struct{ table, id, kind, env, spec string }
 	var todo []row
 	for _, q := range []struct{ table, query string }{
-		{"resources", `SELECT id, kind, spec_json FROM resources WHERE natural_key = ''`},
-		{"operations", `SELECT id, kind, request_json FROM operations WHERE natural_key = '' AND action = 'create' AND state IN ('pending', 'running')`},
+		{"resources", `SELECT id, kind, environment, spec_json FROM resources WHERE natural_key = ''`},
+		{"operations", `SELECT id, kind, environment, request_json FROM operations WHERE natural_key = '' AND action = 'create' AND state IN ('pending', 'running')`},
 	} {
 		rows, err := b.st.DB.QueryContext(ctx, q.query)
 		if err != nil {
@@ -244,7 +249,7 @@ func (b *Book) BackfillNaturalKeys(ctx context.Context) (int, error) {
 		}
 		for rows.Next() {
 			r := row{table: q.table}
-			if err := rows.Scan(&r.id, &r.kind, &r.spec); err != nil {
+			if err := rows.Scan(&r.id, &r.kind, &r.env, &r.spec); err != nil {
 				rows.Close()
 				return 0, fmt.Errorf("natural keys: %w", err)
 			}
@@ -258,7 +263,7 @@ func (b *Book) BackfillNaturalKeys(ctx context.Context) (int, error) {
 		if !ok || json.Unmarshal([]byte(r.spec), obj) != nil {
 			continue
 		}
-		if _, err := b.st.DB.ExecContext(ctx, `UPDATE `+r.table+` SET natural_key = $1 WHERE id = $2 AND natural_key = ''`, obj.NaturalKey(), r.id); err != nil {
+		if _, err := b.st.DB.ExecContext(ctx, `UPDATE `+r.table+` SET natural_key = $1 WHERE id = $2 AND natural_key = ''`, api.NaturalKeyIn(obj, r.env), r.id); err != nil {
 			return n, fmt.Errorf("natural key of %s: %w", r.id, err)
 		}
 		n++

@@ -42,6 +42,9 @@ type New struct {
 	// Object is a create's request when its kind has natural keys: a
 	// create of an object that exists is adopted or refused, never repeated.
 	Object api.NaturalKeyed
+	// Approval is what admission resolved from the approving bundle
+	// revision; the executor runs exactly that.
+	Approval api.Approval
 }
 
 // Book stores operations in the gateway's database.
@@ -137,9 +140,9 @@ func get(ctx context.Context, q rowQuerier, id string) (api.Operation, error) {
 	var result string
 	var cancel int
 	err := q.QueryRowContext(ctx, `SELECT id, kind, action, target_id, state, attempts, owner_name, bundle, environment,
-		request_id, decision_id, result_json, error, created_ns, updated_ns, progress, cancel_requested FROM operations WHERE id = $1`, id).Scan(
+		request_id, decision_id, result_json, error, created_ns, updated_ns, progress, cancel_requested, bundle_revision FROM operations WHERE id = $1`, id).Scan(
 		&op.ID, &op.Kind, &op.Action, &op.TargetID, &op.State, &op.Attempts, &op.Owner, &op.Bundle, &op.Environment,
-		&op.RequestID, &op.DecisionID, &result, &op.Error, &created, &updated, &op.Progress, &cancel)
+		&op.RequestID, &op.DecisionID, &result, &op.Error, &created, &updated, &op.Progress, &cancel, &op.BundleRevision)
 	op.CancelRequested = cancel != 0
 	if errors.Is(err, sql.ErrNoRows) {
 		return op, ErrNotFound

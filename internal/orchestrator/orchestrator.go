@@ -7,6 +7,12 @@
 // record its accessor on the operation (so a crash cannot orphan it) →
 // audit the mint → read downstream credentials with it → execute → store
 // the result → audit the outcome → revoke the sub-token and audit that.
+//
+// A request's secret values reach the executor through internal/secrets
+// (never through the sub-token, which can read none): a step's
+// Job.Secrets unwraps the operation's single-use wrapping token, and every
+// end of the operation destroys whatever wrapping token is left before
+// the operation is marked ended.
 package orchestrator
 
 import (
@@ -33,6 +39,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
+	"github.com/sas-platform/terraform-provider-sas/internal/secrets"
 	"github.com/sas-platform/terraform-provider-sas/internal/store"
 	"github.com/sas-platform/terraform-provider-sas/internal/vault"
 )
@@ -44,6 +51,10 @@ type Config struct {
 	Vault     *vault.Session
 	Audit     *audit.AuditChain
 	Executors map[string]executor.Executor // by kind
+	// Secrets hands requests' secret values to executors (Job.Secrets) and
+	// destroys what is left when an operation ends. Without it executors
+	// get no secrets (vault.ErrRequestSecretsGone).
+	Secrets *secrets.Courier
 	// Settings are each kind's operational limits (the kinds table's, with
 	// the operator's overrides); a kind without an entry gets the defaults below.
 	Settings map[string]api.Settings
@@ -124,7 +135,13 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 	river.AddWorker(workers, &operationWorker{o: o})
 	queues := map[string]river.QueueConfig{}
 	for kind := range cfg.Executors {
+		// One pool per kind and environment: a sandbox caller's long runs
+		// never hold the workers a prod operation waits for. The kind's own
+		// queue drains jobs enqueued before pools were per environment.
 		queues[kind] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
+		for _, env := range api.Environments {
+			queues[queueOf(kind, env)] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
+		}
 	}
 	rcfg := &river.Config{
 		Queues:               queues,
@@ -206,6 +223,19 @@ func (o *Orchestrator) settings(kind string) api.Settings {
 	return s
 }
 
+// StepTimeout is one step's bound for kind (its sub-tokens' and wrapping
+// tokens' TTL): the kinds table's, or the operator's override.
+func (o *Orchestrator) StepTimeout(kind string) time.Duration { return o.settings(kind).StepTimeout }
+
+// queueOf is the River queue (the worker pool) of kind's operations in env.
+func queueOf(kind, env string) string { return kind + "-" + env }
+
+// kindOfQueue is the kind a queue serves.
+func kindOfQueue(queue string) string {
+	kind, _, _ := strings.Cut(queue, "-")
+	return kind
+}
+
 // Handles reports whether this orchestrator can execute operations of kind.
 func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind]; return ok }
 
@@ -213,7 +243,7 @@ func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind
 // enqueueing again (at recovery, or a retried request) never runs it twice.
 func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 	_, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
-		Queue: op.Kind,
+		Queue: queueOf(op.Kind, op.Environment),
 		// The operation counts its own attempts and fails itself first;
 		// River's count also grows with every snooze (a wait).
 		MaxAttempts: o.settings(op.Kind).MaxAttempts + 1,
@@ -230,7 +260,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 // running is left alone: it sees the cancel when it ends.
 func (o *Orchestrator) Wake(ctx context.Context, op api.Operation) error {
 	res, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
-		Queue: op.Kind, MaxAttempts: o.settings(op.Kind).MaxAttempts + 1, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+		Queue: queueOf(op.Kind, op.Environment), MaxAttempts: o.settings(op.Kind).MaxAttempts + 1, UniqueOpts: river.UniqueOpts{ByArgs: true}})
 	if err != nil {
 		return fmt.Errorf("wake operation %s: %w", op.ID, err)
 	}
@@ -300,9 +330,9 @@ func (w *operationWorker) Work(ctx context.Context, job *river.Job[OperationArgs
 	return w.o.run(ctx, job.Args.OperationID)
 }
 
-// Timeout is one step's bound: its kind's step timeout (the queue is the kind).
+// Timeout is one step's bound: its kind's step timeout (the queue names the kind).
 func (w *operationWorker) Timeout(job *river.Job[OperationArgs]) time.Duration {
-	return w.o.settings(job.Queue).StepTimeout
+	return w.o.settings(kindOfQueue(job.Queue)).StepTimeout
 }
 
 // run is one step of one operation: an attempt, or the continuation of
@@ -324,9 +354,18 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 	if err != nil {
 		return err
 	}
+	// The request's secrets, for this step: unwrapped only if the executor
+	// asks; kept for a retry when the step leaves the operation unfinished
+	// (even by a panic); destroyed when it ends it (succeed, end).
+	secretsOf := o.cfg.Secrets.Deliver(w, attempt)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.RevokeTimeout)
+		defer cancel()
+		secretsOf.Settle(sctx)
+	}()
 	exec, ok := o.cfg.Executors[w.Kind]
 	if !ok {
-		return o.fail(ctx, w, nil, executor.Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
+		return o.fail(ctx, w, secretsOf, nil, executor.Job{}, func() {}, fmt.Errorf("no executor for kind %s", w.Kind))
 	}
 	settings := o.settings(w.Kind)
 	if w.SubTokenAccessor != "" { // a previous attempt died holding one
@@ -342,26 +381,35 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 		r, err := book.GetResource(ctx, w.Kind, w.TargetID, w.OwnerEntityID)
 		if errors.Is(err, operations.ErrResourceNotFound) {
 			if w.Action == api.ActionDelete { // already gone: deleting it is done
-				return o.succeed(ctx, w, func() {}, executor.Result{ResourceID: w.TargetID, Deleted: true})
+				return o.succeed(ctx, w, secretsOf, func() {}, executor.Result{ResourceID: w.TargetID, Deleted: true})
 			}
-			return o.fail(ctx, w, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
+			return o.fail(ctx, w, secretsOf, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s no longer exists", w.Kind, w.TargetID)))
 		}
 		if err != nil {
 			return err
 		}
 		if r.Bundle != w.Bundle || r.Environment != w.Environment {
-			return o.fail(ctx, w, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s belongs to bundle %s in environment %s, not %s in %s; refused",
+			return o.fail(ctx, w, secretsOf, nil, executor.Job{}, func() {}, executor.Permanent(fmt.Errorf("%s %s belongs to bundle %s in environment %s, not %s in %s; refused",
 				w.Kind, w.TargetID, r.Bundle, r.Environment, w.Bundle, w.Environment)))
 		}
 		target = &r
 	}
 
-	sub, err := o.mint(ctx, w, purposeOperation, settings.StepTimeout)
+	// A module approved with a shorter step than its kind's gets that, for
+	// the step and its sub-token alike.
+	stepTimeout := o.stepTimeout(w)
+	if stepTimeout < settings.StepTimeout {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+	}
+	sub, err := o.mint(ctx, w, purposeOperation, stepTimeout)
 	if errors.Is(err, errNotRecorded) {
 		return err
 	}
 	if err != nil {
-		return o.retry(ctx, w, executor.Job{Operation: w, Attempt: attempt, Credentials: noCredentials, Checkpoint: w.Checkpoint}, err, func() {})
+		return o.retry(ctx, w, secretsOf, executor.Job{Operation: w, Attempt: attempt, Credentials: noCredentials, Checkpoint: w.Checkpoint,
+			Secrets: secretsOf.Secrets, ForgetSecrets: secretsOf.Forget}, err, func() {})
 	}
 	// release revokes the sub-token; it runs before the operation is marked
 	// terminal (so "done" implies "no live credential"), and on every
@@ -387,21 +435,22 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 		Credentials: func(ctx context.Context, system string) (vault.Credentials, error) {
 			return o.cfg.Vault.ReadCredentials(ctx, sub, system)
 		},
-		Secrets: func(ctx context.Context) (vault.RequestSecrets, error) {
-			return o.cfg.Vault.ReadRequestSecrets(ctx, sub, w.RequestID)
-		},
-		ForgetSecrets: func(ctx context.Context) error { return o.cfg.Vault.DestroyRequestSecrets(ctx, sub, w.RequestID) },
+		Secrets:       secretsOf.Secrets,
+		ForgetSecrets: secretsOf.Forget,
 		SubToken:      func() (string, string) { return o.cfg.Vault.Addr(), sub.Token },
 		Log:           func(ctx context.Context, text string) error { return o.cfg.Book.AppendLog(ctx, w.ID, attempt, text) },
 		Save:          func(ctx context.Context, checkpoint any) error { return o.saveCheckpoint(ctx, w, checkpoint) },
 	}
 	// A cancelled operation, or one past its kind's deadline, ends here:
 	// compensation runs with this step's sub-token, and the end is audited.
+	if w.Ending != "" { // compensation under way: continue it, never execute again
+		return o.end(ctx, w, secretsOf, exec, j, release, w.Ending, w.EndingReason)
+	}
 	if w.CancelRequested {
-		return o.end(ctx, w, exec, j, release, api.OperationCancelled, "operation cancelled at the caller's request")
+		return o.end(ctx, w, secretsOf, exec, j, release, api.OperationCancelled, cancelledMsg)
 	}
 	if deadline := w.CreatedAt.Add(settings.Deadline); time.Now().After(deadline) {
-		return o.fail(ctx, w, exec, j, release, fmt.Errorf("the operation's deadline (%s after it was accepted, for %s) passed at %s",
+		return o.fail(ctx, w, secretsOf, exec, j, release, fmt.Errorf("the operation's deadline (%s after it was accepted, for %s) passed at %s",
 			settings.Deadline, w.Kind, deadline.Format(time.RFC3339)))
 	}
 	res, err := exec.Execute(ctx, j)
@@ -410,11 +459,32 @@ func (o *Orchestrator) run(ctx context.Context, opID string) error {
 	case errors.As(err, &waiting):
 		return o.wait(ctx, w, release, waiting)
 	case err != nil && executor.IsPermanent(err):
-		return o.fail(ctx, w, exec, j, release, err)
+		return o.fail(ctx, w, secretsOf, exec, j, release, err)
 	case err != nil:
-		return o.retry(ctx, w, j, err, release)
+		return o.retry(ctx, w, secretsOf, j, err, release)
 	}
-	return o.succeed(ctx, w, release, res)
+	if w.Action == api.ActionCreate {
+		// A cancel accepted while this step ran: what the step made is
+		// undone now, with the checkpoints it saved — the caller was
+		// answered 202 and the operation ends cancelled, never succeeded.
+		if now, lerr := book.Load(ctx, w.ID); lerr == nil && now.CancelRequested {
+			j.Checkpoint = now.Checkpoint
+			return o.end(ctx, w, secretsOf, exec, j, release, api.OperationCancelled, cancelledMsg)
+		}
+	}
+	return o.succeed(ctx, w, secretsOf, release, res)
+}
+
+const cancelledMsg = "operation cancelled at the caller's request"
+
+// stepTimeout is one step's bound for w: its kind's, or the shorter one
+// its catalog entry was approved with.
+func (o *Orchestrator) stepTimeout(w operations.Work) time.Duration {
+	d := o.settings(w.Kind).StepTimeout
+	if m := w.Approval.Module; m != nil && m.StepTimeout > 0 && m.StepTimeout < d {
+		d = m.StepTimeout
+	}
+	return d
 }
 
 // saveCheckpoint stores an executor's checkpoint on the operation.
@@ -446,7 +516,7 @@ func (o *Orchestrator) wait(ctx context.Context, w operations.Work, release func
 	return river.JobSnooze(after)
 }
 
-func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release func(), res executor.Result) error {
+func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, sec *secrets.Delivery, release func(), res executor.Result) error {
 	book := o.cfg.Book
 	if res.Deleted {
 		if err := book.DeleteResource(ctx, res.ResourceID); err != nil {
@@ -481,6 +551,7 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 		result["deleted"] = true
 	}
 	release()
+	o.endSecrets(ctx, w, sec, api.OperationSucceeded)
 	if err := o.record(ctx, w, "", "operation succeeded"); err != nil {
 		return err
 	}
@@ -488,22 +559,44 @@ func (o *Orchestrator) succeed(ctx context.Context, w operations.Work, release f
 }
 
 // fail compensates, then ends the operation with the downstream message.
-func (o *Orchestrator) fail(ctx context.Context, w operations.Work, exec executor.Executor, j executor.Job, release func(), cause error) error {
-	return o.end(ctx, w, exec, j, release, api.OperationFailed, cause.Error())
+func (o *Orchestrator) fail(ctx context.Context, w operations.Work, sec *secrets.Delivery, exec executor.Executor, j executor.Job, release func(), cause error) error {
+	return o.end(ctx, w, sec, exec, j, release, api.OperationFailed, cause.Error())
 }
 
 // end compensates, then ends the operation failed or cancelled, audited.
-func (o *Orchestrator) end(ctx context.Context, w operations.Work, exec executor.Executor, j executor.Job, release func(), state, msg string) error {
+//
+// Compensation may take more than a step (a Calm launch must resolve
+// before its app can be deleted): the operation then remembers how it will
+// end, and every later step — on any replica, after any restart —
+// compensates again instead of executing. Compensation that waits on its
+// downstream system (executor.Wait) snoozes without spending an attempt;
+// one that gives up (executor.Permanent) ends the operation failed, saying
+// what is left to check; any other error is retried.
+func (o *Orchestrator) end(ctx context.Context, w operations.Work, sec *secrets.Delivery, exec executor.Executor, j executor.Job, release func(), state, msg string) error {
 	if exec != nil {
 		if err := exec.Compensate(ctx, j); err != nil {
-			// Leave it running: River retries, and compensation runs again
-			// (nothing it allocated is left behind by giving up).
-			o.cfg.Logger.Error("compensation failed; will retry", "operation_id", w.ID, "error", err)
-			_ = o.cfg.Book.RetryLater(ctx, w.ID, fmt.Errorf("compensation failed, retrying (the operation will end %s): %w", state, err))
-			return fmt.Errorf("compensate %s: %w", w.ID, err)
+			if w.Ending != state {
+				if merr := o.cfg.Book.MarkEnding(ctx, w.ID, state, msg); merr != nil {
+					return fmt.Errorf("compensate %s: %w (and its ending was not recorded: %v)", w.ID, err, merr)
+				}
+			}
+			var waiting *executor.InProgress
+			switch {
+			case errors.As(err, &waiting):
+				waiting.Progress = "compensating (the operation will end " + state + "): " + waiting.Progress
+				return o.wait(ctx, w, release, waiting)
+			case executor.IsPermanent(err):
+				state, msg = api.OperationFailed, fmt.Sprintf("%s; compensation gave up: %v", msg, err)
+				o.cfg.Logger.Error("compensation gave up", "operation_id", w.ID, "error", err)
+			default:
+				o.cfg.Logger.Error("compensation failed; will retry", "operation_id", w.ID, "error", err)
+				_ = o.cfg.Book.RetryLater(ctx, w.ID, fmt.Errorf("compensation failed, retrying (the operation will end %s): %w", state, err))
+				return fmt.Errorf("compensate %s: %w", w.ID, err)
+			}
 		}
 	}
 	release()
+	o.endSecrets(ctx, w, sec, state)
 	outcome := "operation failed: " + truncate(msg, 400)
 	if state == api.OperationCancelled {
 		outcome = "operation cancelled; compensation ran"
@@ -516,13 +609,13 @@ func (o *Orchestrator) end(ctx context.Context, w operations.Work, exec executor
 
 // retry records a transient failure and asks River to try again, or fails
 // the operation once attempts are exhausted.
-func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.Job, cause error, release func()) error {
+func (o *Orchestrator) retry(ctx context.Context, w operations.Work, sec *secrets.Delivery, j executor.Job, cause error, release func()) error {
 	attempt := j.Attempt
 	if attempt >= o.settings(w.Kind).MaxAttempts {
 		// Compensation needs this attempt's credentials; without a sub-token
 		// (Vault down) it fails, the job is discarded unfinished, and the
 		// next start-up resumes the operation.
-		return o.fail(ctx, w, o.cfg.Executors[w.Kind], j, release, fmt.Errorf("gave up after %d attempts: %w", attempt, cause))
+		return o.fail(ctx, w, sec, o.cfg.Executors[w.Kind], j, release, fmt.Errorf("gave up after %d attempts: %w", attempt, cause))
 	}
 	_ = o.cfg.Book.RetryLater(ctx, w.ID, cause)
 	o.cfg.Logger.Warn("operation attempt failed; retrying", "operation_id", w.ID, "attempt", attempt, "error", cause)
@@ -532,6 +625,17 @@ func (o *Orchestrator) retry(ctx context.Context, w operations.Work, j executor.
 		return river.JobSnooze(ra.After) // counted: the operation's attempts grew at Start
 	}
 	return cause
+}
+
+// endSecrets destroys the wrapping token an ending operation still holds
+// (audited by the courier), before the operation is marked ended; one
+// Vault does not confirm is left to the sweep, and the operation ends anyway.
+func (o *Orchestrator) endSecrets(ctx context.Context, w operations.Work, sec *secrets.Delivery, state string) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.RevokeTimeout)
+	defer cancel()
+	if err := sec.End(sctx, state); err != nil {
+		o.cfg.Logger.Error("request secrets not destroyed; the sweep retries", "operation_id", w.ID, "error", err)
+	}
 }
 
 // Sub-token purposes, as the ledger records them.
@@ -598,9 +702,18 @@ func (o *Orchestrator) revoke(ctx context.Context, w operations.Work, accessor, 
 // Sweep revokes the sub-tokens no attempt will revoke itself: those whose
 // revocation failed (Vault was down), and those left by an attempt that
 // died. Each ends revoked (Vault confirms) or expired (its TTL passed),
-// and the audit chain says which. The gateway runs it at start and then
-// periodically; errors are logged and the token tried again next time.
+// and the audit chain says which. It also destroys the wrapping tokens of
+// request secrets that ended operations still hold (secrets.Courier.Sweep).
+// The gateway runs it at start and then periodically; errors are logged
+// and the token tried again next time.
 func (o *Orchestrator) Sweep(ctx context.Context) {
+	o.sweepSubTokens(ctx)
+	if o.cfg.Secrets != nil {
+		o.cfg.Secrets.Sweep(ctx)
+	}
+}
+
+func (o *Orchestrator) sweepSubTokens(ctx context.Context) {
 	now := time.Now()
 	toks, err := o.cfg.Book.SubTokensToSweep(ctx, now)
 	if err != nil {
@@ -660,12 +773,7 @@ const sweepVaultTimeout = 5 * time.Second
 // record appends an orchestrator event to the audit chain under the
 // operation's request id; the accessor is HMAC'd by the chain.
 func (o *Orchestrator) record(ctx context.Context, w operations.Work, accessor, outcome string) error {
-	_, err := o.cfg.Audit.Append(ctx, audit.Record{
-		RequestID: w.RequestID, OwnerEntityID: w.OwnerEntityID, OwnerName: w.Owner,
-		TokenAccessor: accessor, Bundle: w.Bundle, Environment: w.Environment,
-		Kind: w.Kind, Action: w.Action, TargetID: w.ID, Decision: audit.DecisionAllow,
-		DecisionID: w.DecisionID, Outcome: outcome, UserAgent: "sas-orchestrator",
-	})
+	_, err := o.cfg.Audit.Append(ctx, w.Event(accessor, outcome))
 	if err != nil {
 		return fmt.Errorf("audit %q for operation %s: %w", outcome, w.ID, err)
 	}

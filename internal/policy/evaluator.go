@@ -13,6 +13,13 @@
 // does not parse, compile, verify or validate, an evaluation error, an
 // undefined or non-boolean allow — each is a deny carrying a "policy_error"
 // violation that names the bundle and what failed.
+//
+// Every decision names the revision of the bundle that made it
+// (api.Decision.Revision, which identifies the bundle's content). What is
+// judged later on behalf of an admitted request — a module run's plan, a
+// network resolved for it — is judged by that same revision with
+// EvaluateAt and BundleAt, never by whatever was loaded since; a revision
+// no longer held fails closed (ErrRevisionGone). See revisions.go.
 package policy
 
 import (
@@ -68,11 +75,32 @@ type Options struct {
 	MaxBundleBytes int64
 	// Logger receives load, reload and failure events (default: discard).
 	Logger hclog.Logger
+	// MaxHeldRevisions is how many compiled revisions of each bundle the
+	// evaluator keeps for EvaluateAt and BundleAt, the current one included
+	// (default DefaultMaxHeldRevisions). Older ones are evicted, and an
+	// operation approved under an evicted revision cannot run.
+	MaxHeldRevisions int
 }
 
 // Input is the policy input document: what the gateway knows about one
 // request. Request is the JSON request body (a map or one of the api request
 // types); nil is sent as {}.
+//
+// Every caller-facing action is judged by the bundle of the resource or
+// operation it concerns (Bundle and Environment are theirs):
+//   - create, update, delete: Request is the decoded body.
+//   - read of a resource: Action "read", Request a ReadRequest {"id": ..}
+//     (Refresh set for a drift check), Resource the stored resource.
+//   - read of an operation's log: Action "read", Kind the operation's kind,
+//     Request a ReadRequest {"id": <resource id or "">, "operation_id": ..,
+//     "log": true}.
+//   - cancel of an unfinished operation: Action api.ActionCancel, Kind the
+//     operation's kind, Request a CancelRequest; Resource the target of an
+//     update or delete (nil for a create).
+//
+// A cancel follows the rules of the action it stops: a create's is judged
+// as a delete of that kind (it is undone), an update's or a delete's as that
+// update or delete, change ticket included. Bundles do not list cancel.
 type Input struct {
 	Bundle      string `json:"bundle"`
 	Environment string `json:"environment"`
@@ -89,6 +117,30 @@ type Input struct {
 	// Plan is the Terraform plan a module run would apply, judged before
 	// it is (input.plan.resource_changes: address, type, actions).
 	Plan *Plan `json:"plan,omitempty"`
+}
+
+// ReadRequest is Input.Request of a read: of a resource (ID, Refresh for a
+// drift check) or of an operation's log (OperationID and Log; ID is the
+// operation's resource id, or "" when it has none yet).
+type ReadRequest struct {
+	ID          string `json:"id"`
+	OperationID string `json:"operation_id,omitempty"`
+	Log         bool   `json:"log,omitempty"`
+	Refresh     bool   `json:"refresh,omitempty"`
+}
+
+// CancelRequest is Input.Request of a cancel (Action api.ActionCancel).
+type CancelRequest struct {
+	// Cancels is the action of the operation being cancelled: create,
+	// update or delete. Anything else is denied (cancel_target_unknown).
+	Cancels     string `json:"cancels"`
+	OperationID string `json:"operation_id"`
+	// ChangeTicket is the one the caller sent with the cancel; bundles that
+	// require tickets want it whenever the cancelled action would. The
+	// cancelled create's own ticket (in Spec) does not count.
+	ChangeTicket string `json:"change_ticket,omitempty"`
+	// Spec is the cancelled create's request, for a create only.
+	Spec any `json:"spec,omitempty"`
 }
 
 // Plan is a module run's saved plan as policies see it.
@@ -122,6 +174,9 @@ type Caller struct {
 // Evaluator holds the compiled bundles. It is safe for concurrent use:
 // Evaluate reads an immutable snapshot, Reload builds a new one and swaps it
 // in atomically, so a decision is made entirely by one revision of a bundle.
+// Besides the current revision of each bundle it holds the last
+// Options.MaxHeldRevisions it has served, so that what a revision approved is
+// later judged by that same revision (EvaluateAt).
 type Evaluator struct {
 	opts   Options
 	log    hclog.Logger
@@ -135,6 +190,11 @@ type Evaluator struct {
 type bundleSet struct {
 	bundles map[string]*compiledBundle
 	names   []string
+	// held are the compiled revisions of each bundle, oldest first, the
+	// current one last when it compiled; bundles that failed to load are
+	// never held. A generation's slices are never changed: the next
+	// generation copies what it changes.
+	held map[string][]*compiledBundle
 }
 
 // Load reads every bundle in opts.Dir and compiles it. It fails when the
@@ -154,6 +214,9 @@ func Load(ctx context.Context, opts Options) (*Evaluator, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.MaxHeldRevisions <= 0 {
+		opts.MaxHeldRevisions = DefaultMaxHeldRevisions
 	}
 	verify, err := newVerification(opts.VerificationKeys)
 	if err != nil {
@@ -182,6 +245,11 @@ func Load(ctx context.Context, opts Options) (*Evaluator, error) {
 // permissive revision (and stamping decisions with a revision that is no
 // longer on disk) would be failing open. The failure is logged at ERROR,
 // shown in BundleInfo.Error, and named in every denied decision's violation.
+//
+// New requests are judged by the new set; what an earlier revision already
+// approved stays judged by that revision (EvaluateAt), which stays held
+// until Options.MaxHeldRevisions newer ones of its bundle have been served —
+// also when its bundle is removed or now fails to load.
 //
 // Reload returns an error, and keeps the current set, only when the
 // directory itself cannot be read.
@@ -283,9 +351,6 @@ func (e *Evaluator) Bundle(name string) (BundleInfo, bool) {
 // a plain deny. input.Bundle is set to bundle.
 func (e *Evaluator) Evaluate(ctx context.Context, bundle string, input Input) (api.Decision, error) {
 	d := api.Decision{Bundle: bundle, DecisionID: newDecisionID(), Violations: []api.Violation{}}
-	if input.Schema == nil {
-		input.Schema = api.PolicySchema(input.Kind) // the kinds table, never a copy in Rego
-	}
 	set := e.current.Load()
 	b, ok := set.bundles[bundle]
 	if !ok {
@@ -296,12 +361,22 @@ func (e *Evaluator) Evaluate(ctx context.Context, bundle string, input Input) (a
 		})
 		return d, nil
 	}
+	return e.decide(ctx, d, b, input)
+}
+
+// decide judges input by one compiled revision of a bundle; d is the
+// decision's envelope (bundle, decision id).
+func (e *Evaluator) decide(ctx context.Context, d api.Decision, b *compiledBundle, input Input) (api.Decision, error) {
+	bundle := b.info.Name
 	d.Revision = b.info.Revision
 	if b.query == nil {
 		d.Violations = append(d.Violations, policyError("bundle %s failed to load and denies every request: %s", bundle, b.info.Error))
 		return d, fmt.Errorf("%w: bundle %s: %s", ErrPolicyFailure, bundle, b.info.Error)
 	}
 	input.Bundle = bundle
+	if input.Schema == nil {
+		input.Schema = api.PolicySchema(input.Kind) // the kinds table, never a copy in Rego
+	}
 	ctx, cancel := context.WithTimeout(ctx, e.opts.EvalTimeout)
 	defer cancel()
 	allow, violations, err := b.eval(ctx, input)
@@ -359,6 +434,9 @@ func (e *Evaluator) loadSet(ctx context.Context, prev *bundleSet) (*bundleSet, e
 			b = failedBundle(src, "", fpErr)
 		} else {
 			b = e.compile(ctx, src)
+			if err := prev.revisionConflict(b); err != nil {
+				b = failedBundle(src, b.info.ManifestRevision+"+"+b.info.Digest, err)
+			}
 			b.fingerprint = fp
 		}
 		if b.info.Error != "" {
@@ -369,6 +447,7 @@ func (e *Evaluator) loadSet(ctx context.Context, prev *bundleSet) (*bundleSet, e
 		set.bundles[src.name] = b
 	}
 	set.names = slices.Sorted(maps.Keys(set.bundles))
+	set.held = e.hold(prev, set)
 	return set, nil
 }
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/bundle"
+	"github.com/open-policy-agent/opa/v1/loader/filter"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 
@@ -158,8 +160,13 @@ func (s source) fingerprint() (string, error) {
 
 // compiledBundle is one loaded bundle: its description and, when it loaded,
 // its prepared query. query == nil means deny-all (info.Error says why).
+// A compiledBundle is never changed once built: the current set and the
+// held revisions share it.
 type compiledBundle struct {
-	info        BundleInfo
+	info BundleInfo
+	// source is where it was read from; fingerprint hashes that source as
+	// it is on disk (Watch compares it), while info.Digest hashes the files
+	// the reader actually consumed (what the revision names).
 	source      string
 	fingerprint string
 	query       *rego.PreparedEvalQuery
@@ -172,25 +179,112 @@ func failedBundle(src source, revision string, err error) *compiledBundle {
 	}
 }
 
+// contentRevision is the revision a bundle's content is known by: the
+// manifest's revision and a prefix of the content digest (64 bits; the
+// evaluator refuses a second content under a revision it holds, so a
+// prefix collision cannot make one content stand for another).
+func contentRevision(manifestRevision, digest string) string {
+	short := digest[:min(16, len(digest))]
+	switch {
+	case manifestRevision == "":
+		return short
+	case strings.Contains(manifestRevision, "+"): // already has build metadata
+		return manifestRevision + "." + short
+	default:
+		return manifestRevision + "+" + short
+	}
+}
+
+// recordingLoader hands OPA's bundle reader each file of the inner loader
+// from memory, keeping a copy, so the digest is taken over exactly the
+// bytes that were parsed and verified (a file rewritten while the bundle is
+// read cannot make the revision name other content than was compiled). The
+// same files replayed through NewCustomReader would compile to the same
+// bundle: this is the copy a store could keep per revision.
+type recordingLoader struct {
+	inner    bundle.DirectoryLoader
+	maxBytes int64
+	files    []bundleFile
+}
+
+// bundleFile is one file of a bundle as the reader consumed it.
+type bundleFile struct {
+	path string
+	data []byte
+}
+
+var _ bundle.DirectoryLoader = (*recordingLoader)(nil)
+
+func (l *recordingLoader) NextFile() (*bundle.Descriptor, error) {
+	d, err := l.inner.NextFile()
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var buf bytes.Buffer
+	// One byte over the limit lets the reader report the file as too big.
+	if _, err := d.Read(&buf, l.maxBytes+1); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s: %w", d.Path(), err)
+	}
+	l.files = append(l.files, bundleFile{path: d.Path(), data: buf.Bytes()})
+	return bundle.NewDescriptor(d.URL(), d.Path(), bytes.NewReader(buf.Bytes())), nil
+}
+
+func (l *recordingLoader) WithFilter(f filter.LoaderFilter) bundle.DirectoryLoader {
+	l.inner = l.inner.WithFilter(f)
+	return l
+}
+
+func (l *recordingLoader) WithPathFormat(f bundle.PathFormat) bundle.DirectoryLoader {
+	l.inner = l.inner.WithPathFormat(f)
+	return l
+}
+
+func (l *recordingLoader) WithSizeLimitBytes(n int64) bundle.DirectoryLoader {
+	l.inner = l.inner.WithSizeLimitBytes(n)
+	return l
+}
+
+func (l *recordingLoader) WithFollowSymlinks(follow bool) bundle.DirectoryLoader {
+	l.inner = l.inner.WithFollowSymlinks(follow)
+	return l
+}
+
+// digest is the SHA-256 of the recorded files: each one's path (without a
+// leading "/"), length and bytes, in path order.
+func (l *recordingLoader) digest() string {
+	files := slices.Clone(l.files)
+	slices.SortStableFunc(files, func(a, b bundleFile) int { return strings.Compare(cleanPath(a.path), cleanPath(b.path)) })
+	h := sha256.New()
+	for _, f := range files {
+		fmt.Fprintf(h, "%s\x00%d\x00", cleanPath(f.path), len(f.data))
+		h.Write(f.data)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func cleanPath(p string) string { return strings.TrimPrefix(filepath.ToSlash(p), "/") }
+
 // readBundle reads a bundle from disk with OPA's reader, verifying its
-// signature when verification is configured.
-func readBundle(src source, verify *verification, maxBytes int64) (*bundle.Bundle, error) {
+// signature when verification is configured. digest identifies the files
+// read (see recordingLoader); it is "" when reading failed.
+func readBundle(src source, verify *verification, maxBytes int64) (b *bundle.Bundle, digest string, err error) {
 	if src.err != nil {
-		return nil, src.err
+		return nil, "", src.err
 	}
 	var loader bundle.DirectoryLoader
 	if src.tarball {
 		f, err := os.Open(src.path)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		defer f.Close()
 		loader = bundle.NewTarballLoaderWithBaseURL(f, src.path)
 	} else {
 		loader = bundle.NewDirectoryLoader(src.path)
 	}
-	loader = loader.WithSizeLimitBytes(maxBytes)
-	r := bundle.NewCustomReader(loader).
+	rec := &recordingLoader{inner: loader.WithSizeLimitBytes(maxBytes), maxBytes: maxBytes}
+	r := bundle.NewCustomReader(rec).
 		WithRegoVersion(ast.RegoV1).
 		WithSizeLimitBytes(maxBytes).
 		WithBundleName(src.name).
@@ -200,15 +294,15 @@ func readBundle(src source, verify *verification, maxBytes int64) (*bundle.Bundl
 	} else {
 		r = r.WithSkipBundleVerification(true)
 	}
-	b, err := r.Read()
+	read, err := r.Read()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if verify != nil && len(b.Signatures.Signatures) == 0 {
+	if verify != nil && len(read.Signatures.Signatures) == 0 {
 		// OPA's reader already refuses this; keep the invariant local.
-		return nil, errors.New("bundle is not signed and verification keys are configured")
+		return nil, "", errors.New("bundle is not signed and verification keys are configured")
 	}
-	return &b, nil
+	return &read, rec.digest(), nil
 }
 
 // checkLayout enforces the sas conventions on a read bundle.
@@ -254,17 +348,22 @@ func newCompiler() *ast.Compiler {
 // compile turns a source into a compiledBundle; any failure yields a
 // deny-all entry.
 func (e *Evaluator) compile(ctx context.Context, src source) *compiledBundle {
-	b, err := readBundle(src, e.verify, e.opts.MaxBundleBytes)
+	b, digest, err := readBundle(src, e.verify, e.opts.MaxBundleBytes)
 	if err != nil {
 		return failedBundle(src, "", fmt.Errorf("read: %w", err))
 	}
-	revision := b.Manifest.Revision
+	revision := contentRevision(b.Manifest.Revision, digest)
+	failed := func(err error) *compiledBundle {
+		fb := failedBundle(src, revision, err)
+		fb.info.ManifestRevision, fb.info.Digest = b.Manifest.Revision, digest
+		return fb
+	}
 	if err := checkLayout(b); err != nil {
-		return failedBundle(src, revision, err)
+		return failed(err)
 	}
 	spec, data, err := parseSpec(b.Data)
 	if err != nil {
-		return failedBundle(src, revision, err)
+		return failed(err)
 	}
 	modules := map[string]*ast.Module{}
 	for _, mf := range b.Modules {
@@ -274,11 +373,11 @@ func (e *Evaluator) compile(ctx context.Context, src source) *compiledBundle {
 	}
 	c := newCompiler()
 	if c.Compile(modules); c.Failed() {
-		return failedBundle(src, revision, fmt.Errorf("compile: %w", c.Errors))
+		return failed(fmt.Errorf("compile: %w", c.Errors))
 	}
 	for _, ref := range []ast.Ref{allowRef, violationsRef} {
 		if len(c.GetRulesExact(ref)) == 0 {
-			return failedBundle(src, revision, fmt.Errorf("package sas.policy defines no rule %s", string(ref[len(ref)-1].Value.(ast.String))))
+			return failed(fmt.Errorf("package sas.policy defines no rule %s", string(ref[len(ref)-1].Value.(ast.String))))
 		}
 	}
 	// The store is never written after load; keeping it as AST values saves
@@ -291,17 +390,19 @@ func (e *Evaluator) compile(ctx context.Context, src source) *compiledBundle {
 		rego.StrictBuiltinErrors(true),
 	).PrepareForEval(ctx)
 	if err != nil {
-		return failedBundle(src, revision, fmt.Errorf("prepare: %w", err))
+		return failed(fmt.Errorf("prepare: %w", err))
 	}
 	return &compiledBundle{
 		info: BundleInfo{
-			Name:        src.name,
-			Revision:    revision,
-			Description: spec.Description,
-			Signed:      len(b.Signatures.Signatures) > 0,
-			LoadedAt:    time.Now().UTC(),
-			Data:        data,
-			Spec:        spec,
+			Name:             src.name,
+			Revision:         revision,
+			ManifestRevision: b.Manifest.Revision,
+			Digest:           digest,
+			Description:      spec.Description,
+			Signed:           len(b.Signatures.Signatures) > 0,
+			LoadedAt:         time.Now().UTC(),
+			Data:             data,
+			Spec:             spec,
 		},
 		source: src.path,
 		query:  &pq,

@@ -32,7 +32,7 @@ func RunRegoTests(ctx context.Context, path string) ([]*tester.Result, error) {
 		src.tarball = true
 		src.name = strings.TrimSuffix(strings.TrimSuffix(base, ".tar.gz"), ".tgz")
 	}
-	b, err := readBundle(src, nil, 32<<20)
+	b, _, err := readBundle(src, nil, 32<<20)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %s: read: %w", src.name, err)
 	}

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
@@ -17,8 +19,20 @@ import (
 // BundleInfo describes a loaded bundle. It is a copy: changing it does not
 // change the evaluator.
 type BundleInfo struct {
-	Name        string    `json:"name"`
-	Revision    string    `json:"revision"`
+	Name string `json:"name"`
+	// Revision identifies this content of the bundle: the .manifest's
+	// revision, "+", and the first 16 hex digits of Digest (e.g.
+	// "2025.07.1+3f9a1c2b7e4d5a6b"; "." instead of "+" when the manifest's
+	// revision already has a "+"). Two contents never share a Revision on
+	// one gateway, even when an edit forgot to bump the .manifest; decisions
+	// carry it (api.Decision.Revision) and EvaluateAt judges by it.
+	Revision string `json:"revision"`
+	// ManifestRevision is the revision the bundle's .manifest declares.
+	ManifestRevision string `json:"manifest_revision,omitempty"`
+	// Digest is the SHA-256 (hex) of the bundle's files exactly as they were
+	// read and compiled: each file's path, length and bytes, sorted by path.
+	// A directory and a tarball holding the same files have the same Digest.
+	Digest      string    `json:"digest,omitempty"`
 	Description string    `json:"description"`
 	Signed      bool      `json:"signed"`
 	LoadedAt    time.Time `json:"loaded_at"`
@@ -45,13 +59,26 @@ type BundleInfo struct {
 //	  "dns_zones": {"sbx.example.internal": {"environments": ["sbx"], "description": "..."}},
 //	  "dns_views": ["default"],
 //	  "blueprint_levels": ["sandbox"],
-//	  "blueprints": {"linux-vm-sandbox": {"level": "sandbox", "description": "..."}},
+//	  "blueprints": {"web-stack-sandbox": {"level": "sandbox", "description": "...",
+//	    "profiles": {"Default": {"vms": 2}}}},
 //	  "modules": {"platform/maintenance-window": {"versions": ["1.1.0"], "description": "..."}},
-//	  "limits": {"max_vcpus": 2, "max_memory_gib": 4, "max_disk_gib": 50, "max_aliases": 2},
+//	  "limits": {"max_vcpus": 2, "max_memory_gib": 4, "max_disk_gib": 50, "max_aliases": 2,
+//	    "max_total_vcpus": 4, "max_total_memory_gib": 8, "max_total_disk_gib": 80},
 //	  "requires_change_ticket": false,
 //	  "change_ticket_pattern": "^CHG[0-9]{7}$",
 //	  "require_module_version": false
 //	}}}
+//
+// Actions list create, read, update and delete only. A cancel is never
+// declared: it follows the rules of the action it stops (cancelling a create
+// undoes it, so it needs what a delete of that kind needs; cancelling an
+// update or a delete needs what that update or delete needs), so there is
+// nothing more to keep in sync.
+//
+// A Calm launch asks for one of its blueprint's Profiles (none named means
+// "Default"); the profile's VMs each get the requested size, which must stay
+// within the per-VM limits (max_vcpus, ...) and, times the VMs, within the
+// per-app totals (max_total_vcpus, ...).
 type BundleSpec struct {
 	Description string `json:"description"`
 	// Environments the bundle may be used in.
@@ -102,9 +129,24 @@ type DNSZone struct {
 	Description  string   `json:"description,omitempty"`
 }
 
-// Blueprint is a Calm blueprint a bundle allows.
+// Blueprint is a Calm blueprint a bundle allows, with the app profiles a
+// launch of it may ask for.
 type Blueprint struct {
 	Level       string `json:"level"`
+	Description string `json:"description,omitempty"`
+	// Profiles maps each app profile a launch may ask for to what it runs;
+	// at least one. A request without a profile asks for "Default"
+	// (api.DefaultCalmProfile), so a blueprint launched without one needs it.
+	Profiles map[string]CalmProfile `json:"profiles"`
+}
+
+// CalmProfile is an app profile of a blueprint as the bundle governs it.
+// It should say what the blueprint's profile in Calm really runs.
+type CalmProfile struct {
+	// VMs is how many VMs a launch of the profile makes, each of the
+	// requested size: the request's size times VMs is what the app takes
+	// and must stay within the limits' max_total_*.
+	VMs         int    `json:"vms"`
 	Description string `json:"description,omitempty"`
 }
 
@@ -120,10 +162,17 @@ type Module struct {
 
 // Limits cap what one request may ask for.
 type Limits struct {
+	// MaxVCPUs, MaxMemoryGiB and MaxDiskGiB cap each VM of a Calm app.
 	MaxVCPUs     int `json:"max_vcpus"`
 	MaxMemoryGiB int `json:"max_memory_gib"`
 	MaxDiskGiB   int `json:"max_disk_gib"`
 	MaxAliases   int `json:"max_aliases"`
+	// MaxTotalVCPUs, MaxTotalMemoryGiB and MaxTotalDiskGiB cap a whole Calm
+	// app: the size of each VM times its profile's VMs. Required (and at
+	// least the per-VM limit) when the bundle declares blueprints.
+	MaxTotalVCPUs     int `json:"max_total_vcpus,omitempty"`
+	MaxTotalMemoryGiB int `json:"max_total_memory_gib,omitempty"`
+	MaxTotalDiskGiB   int `json:"max_total_disk_gib,omitempty"`
 	// MaxModuleResources caps the resources one module run's plan manages.
 	MaxModuleResources int `json:"max_module_resources,omitempty"`
 }
@@ -212,6 +261,10 @@ func (s BundleSpec) validate() error {
 			if !slices.Contains(api.Kinds, kind) {
 				return fmt.Errorf("actions.%s.%s: unknown kind (one of %s)", env, kind, fmtList(api.Kinds))
 			}
+			if slices.Contains(actions, api.ActionCancel) {
+				return fmt.Errorf("actions.%s.%s: %q is not declared: a cancel follows the rules of the action it stops "+
+					"(a delete for a create's, else the update or delete itself); list only %s", env, kind, api.ActionCancel, fmtList(api.Actions))
+			}
 			if err := subset(fmt.Sprintf("actions.%s.%s", env, kind), actions, api.Actions); err != nil {
 				return err
 			}
@@ -237,9 +290,53 @@ func (s BundleSpec) validate() error {
 	if err := subset("blueprint_levels", s.BlueprintLevels, blueprintLevels); err != nil {
 		return err
 	}
-	for name, bp := range s.Blueprints {
+	l := s.Limits
+	if l.MaxVCPUs <= 0 || l.MaxMemoryGiB <= 0 || l.MaxDiskGiB <= 0 || l.MaxAliases < 0 {
+		return errors.New("limits: max_vcpus, max_memory_gib and max_disk_gib must be positive, max_aliases not negative")
+	}
+	totals := []struct {
+		name         string
+		total, perVM int
+	}{
+		{"max_total_vcpus", l.MaxTotalVCPUs, l.MaxVCPUs},
+		{"max_total_memory_gib", l.MaxTotalMemoryGiB, l.MaxMemoryGiB},
+		{"max_total_disk_gib", l.MaxTotalDiskGiB, l.MaxDiskGiB},
+	}
+	for _, t := range totals {
+		per := strings.Replace(t.name, "max_total_", "max_", 1)
+		switch {
+		case t.total < 0:
+			return fmt.Errorf("limits.%s: %d is negative", t.name, t.total)
+		case t.total == 0 && len(s.Blueprints) > 0:
+			return fmt.Errorf("limits.%s: required when the bundle declares blueprints (what one Calm app may take in all, VMs times size)", t.name)
+		case t.total > 0 && t.total < t.perVM:
+			return fmt.Errorf("limits.%s: %d is below %s %d: one VM at its limit would be refused", t.name, t.total, per, t.perVM)
+		}
+	}
+	profileField, _ := calmProfileRule()
+	for _, name := range slices.Sorted(maps.Keys(s.Blueprints)) {
+		bp := s.Blueprints[name]
 		if !slices.Contains(s.BlueprintLevels, bp.Level) {
 			return fmt.Errorf("blueprints.%s.level: %q is not in blueprint_levels %s", name, bp.Level, fmtList(s.BlueprintLevels))
+		}
+		if len(bp.Profiles) == 0 {
+			return fmt.Errorf("blueprints.%s.profiles: at least one app profile is required, e.g. {%q: {\"vms\": 1}} (a request without a profile asks for %s)",
+				name, api.DefaultCalmProfile, api.DefaultCalmProfile)
+		}
+		for _, pn := range slices.Sorted(maps.Keys(bp.Profiles)) {
+			field := fmt.Sprintf("blueprints.%s.profiles.%s", name, pn)
+			if msg := profileField.CheckValue(pn); msg != "" {
+				return fmt.Errorf("blueprints.%s.profiles: %s", name, msg)
+			}
+			vms := bp.Profiles[pn].VMs
+			if vms <= 0 {
+				return fmt.Errorf("%s.vms: %d; a profile runs at least one VM", field, vms)
+			}
+			for _, t := range totals {
+				if vms > t.total { // even VMs of the smallest size (1) would exceed it
+					return fmt.Errorf("%s.vms: %d VMs exceed limits.%s %d even at the smallest size; no launch of it could be allowed", field, vms, t.name, t.total)
+				}
+			}
 		}
 	}
 	for name, m := range s.Modules {
@@ -255,10 +352,6 @@ func (s BundleSpec) validate() error {
 			}
 		}
 	}
-	l := s.Limits
-	if l.MaxVCPUs <= 0 || l.MaxMemoryGiB <= 0 || l.MaxDiskGiB <= 0 || l.MaxAliases < 0 {
-		return errors.New("limits: max_vcpus, max_memory_gib and max_disk_gib must be positive, max_aliases not negative")
-	}
 	if s.RequiresChangeTicket && s.ChangeTicketPattern == "" {
 		return errors.New("change_ticket_pattern: required when requires_change_ticket is true")
 	}
@@ -268,6 +361,17 @@ func (s BundleSpec) validate() error {
 		}
 	}
 	return nil
+}
+
+// calmProfileRule is the kinds table's rule for a Calm app's profile, so a
+// bundle can declare only profile names a request could carry.
+func calmProfileRule() (*api.Rule, bool) {
+	k, ok := api.KindByName(api.KindCalmApp)
+	if !ok {
+		return nil, false
+	}
+	f, ok := k.FieldAt(api.ActionCreate, "/profile")
+	return f.Rule, ok
 }
 
 func (s BundleSpec) envSubset(field string, envs []string) error {
@@ -372,6 +476,11 @@ func (b BundleInfo) Catalog(env string) api.Catalog {
 		Networks: []api.CatalogNetwork{}, DNSZones: []string{}, Blueprints: []api.CatalogEntry{}, Modules: []api.CatalogModule{},
 		Limits:               map[string]int{"max_vcpus": s.Limits.MaxVCPUs, "max_memory_gib": s.Limits.MaxMemoryGiB, "max_disk_gib": s.Limits.MaxDiskGiB, "max_aliases": s.Limits.MaxAliases},
 		ChangeTicketRequired: s.RequiresChangeTicket}
+	for k, v := range map[string]int{"max_total_vcpus": s.Limits.MaxTotalVCPUs, "max_total_memory_gib": s.Limits.MaxTotalMemoryGiB, "max_total_disk_gib": s.Limits.MaxTotalDiskGiB} {
+		if v > 0 {
+			c.Limits[k] = v
+		}
+	}
 	if !s.AllowsEnvironment(env) {
 		return c // nothing may be provisioned here under this bundle
 	}

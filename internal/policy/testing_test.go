@@ -5,12 +5,26 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 )
 
 // Fixtures shared by the evaluator tests.
+
+// exampleRevision is the manifest revision of every example bundle
+// (examples/bundles/*/.manifest).
+const exampleRevision = "2025.07.1"
+
+var reContentRevision = regexp.MustCompile(`^(.+)\+[0-9a-f]{16}$`)
+
+// isRevision reports whether rev is a content revision (see
+// BundleInfo.Revision) of the manifest revision manifest.
+func isRevision(rev, manifest string) bool {
+	m := reContentRevision.FindStringSubmatch(rev)
+	return m != nil && m[1] == manifest
+}
 
 const minimalManifest = `{"revision": "r1", "roots": ["sas"]}`
 

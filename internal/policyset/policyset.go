@@ -1,7 +1,7 @@
 // Package policyset generates HCP Terraform policy sets from the gateway's
 // policy bundles, so a workspace's plan-time policy and the gateway's
 // decision can never disagree: each bundle's data (environments, networks,
-// zones, blueprints, modules, limits) is written into an OPA set (Rego over
+// zones, blueprints and their profiles, modules, limits) is written into an OPA set (Rego over
 // `terraform show -json`, policies.hcl) and a Sentinel set (tfplan/v2,
 // sentinel.hcl, tests with mocks). `make docs` regenerates
 // examples/policy-sets/; a test fails when they are stale.
@@ -32,11 +32,16 @@ type bundleData struct {
 	Networks     map[string]netData  `json:"networks"`
 	Zones        map[string][]string `json:"zones"`
 	Blueprints   []string            `json:"blueprints"`
-	Modules      map[string][]string `json:"modules"`
-	MaxVCPUs     int                 `json:"max_vcpus"`
-	MaxMemoryGiB int                 `json:"max_memory_gib"`
-	MaxDiskGiB   int                 `json:"max_disk_gib"`
-	MaxAliases   int                 `json:"max_aliases"`
+	// Profiles maps blueprint → app profile → the VMs it runs.
+	Profiles          map[string]map[string]int `json:"profiles"`
+	Modules           map[string][]string       `json:"modules"`
+	MaxVCPUs          int                       `json:"max_vcpus"`
+	MaxMemoryGiB      int                       `json:"max_memory_gib"`
+	MaxDiskGiB        int                       `json:"max_disk_gib"`
+	MaxTotalVCPUs     int                       `json:"max_total_vcpus"`
+	MaxTotalMemoryGiB int                       `json:"max_total_memory_gib"`
+	MaxTotalDiskGiB   int                       `json:"max_total_disk_gib"`
+	MaxAliases        int                       `json:"max_aliases"`
 }
 
 type netData struct {
@@ -46,10 +51,11 @@ type netData struct {
 
 func dataOf(b policy.BundleInfo) bundleData {
 	s := b.Spec
-	d := bundleData{Name: b.Name, Revision: b.Revision, Environments: slices.Sorted(slices.Values(s.Environments)),
-		Networks: map[string]netData{}, Zones: map[string][]string{}, Modules: map[string][]string{},
+	d := bundleData{Name: b.Name, Revision: b.ManifestRevision, Environments: slices.Sorted(slices.Values(s.Environments)),
+		Networks: map[string]netData{}, Zones: map[string][]string{}, Modules: map[string][]string{}, Profiles: map[string]map[string]int{},
 		Blueprints: s.CatalogNames("blueprints"), MaxVCPUs: s.Limits.MaxVCPUs, MaxMemoryGiB: s.Limits.MaxMemoryGiB,
-		MaxDiskGiB: s.Limits.MaxDiskGiB, MaxAliases: s.Limits.MaxAliases}
+		MaxDiskGiB: s.Limits.MaxDiskGiB, MaxTotalVCPUs: s.Limits.MaxTotalVCPUs, MaxTotalMemoryGiB: s.Limits.MaxTotalMemoryGiB,
+		MaxTotalDiskGiB: s.Limits.MaxTotalDiskGiB, MaxAliases: s.Limits.MaxAliases}
 	for name, n := range s.Networks {
 		d.Networks[name] = netData{CIDR: n.CIDR, Environments: n.Environments}
 	}
@@ -58,6 +64,12 @@ func dataOf(b policy.BundleInfo) bundleData {
 	}
 	for name, m := range s.Modules {
 		d.Modules[name] = m.Versions
+	}
+	for name, bp := range s.Blueprints {
+		d.Profiles[name] = map[string]int{}
+		for p, prof := range bp.Profiles {
+			d.Profiles[name][p] = prof.VMs
+		}
 	}
 	if d.Blueprints == nil {
 		d.Blueprints = []string{}
@@ -175,8 +187,9 @@ policy "sas" {
 const opaRego = `# {{.Header}}
 #
 # Denies a plan whose sas_* resources the gateway's bundle {{.B.Name}} would
-# refuse: the provider's environment, networks, DNS zones, blueprints,
-# modules and limits. The gateway decides again at apply; this makes a
+# refuse: the provider's environment, networks, DNS zones, blueprints and
+# their app profiles, modules, and limits (per VM and, for a Calm app's
+# profile's VMs together, per app). The gateway decides again at apply; this makes a
 # workspace fail at plan, in HCP Terraform's policy check, for the same reasons.
 package terraform.policies.sas
 
@@ -257,6 +270,32 @@ deny contains msg if {
 	msg := sprintf("%s: size.%s %d is above bundle %s's limit of %d", [rc.address, field, rc.change.after.size[field], bundle.name, limit])
 }
 
+# A launch without a profile asks for Default.
+profile(rc) := p if {
+	p := rc.change.after.profile
+	is_string(p)
+	p != ""
+} else := "Default"
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	profiles := bundle.profiles[rc.change.after.blueprint]
+	not profiles[profile(rc)]
+	msg := sprintf("%s: bundle %s allows blueprint %s with profiles %v, not %q", [rc.address, bundle.name, rc.change.after.blueprint, sort(object.keys(profiles)), profile(rc)])
+}
+
+# The whole app: the profile's VMs times each VM's size.
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	vms := bundle.profiles[rc.change.after.blueprint][profile(rc)]
+	some field, limit in {"vcpus": bundle.max_total_vcpus, "memory_gib": bundle.max_total_memory_gib, "disk_gib": bundle.max_total_disk_gib}
+	is_number(rc.change.after.size[field])
+	vms * rc.change.after.size[field] > limit
+	msg := sprintf("%s: profile %s of blueprint %s runs %d VMs, so size.%s %d is %d in all, above bundle %s's limit of %d per app", [rc.address, profile(rc), rc.change.after.blueprint, vms, field, rc.change.after.size[field], vms * rc.change.after.size[field], bundle.name, limit])
+}
+
 deny contains msg if {
 	some rc in changes
 	rc.type == "sas_module_run"
@@ -325,12 +364,28 @@ blueprints_allowed = rule {
 	all changes as _, rc { rc.type is not "sas_calm_app" or bundle.blueprints contains rc.change.after.blueprint }
 }
 
+# A launch without a profile asks for Default.
+profile_of = func(rc) {
+	p = rc.change.after.profile else null
+	if p is null or p is "" {
+		return "Default"
+	}
+	return p
+}
+
+profiles_allowed = rule {
+	all changes as _, rc {
+		rc.type is not "sas_calm_app" or
+		(bundle.profiles[rc.change.after.blueprint] else {}) contains profile_of(rc)
+	}
+}
+
 modules_allowed = rule {
 	all changes as _, rc { rc.type is not "sas_module_run" or keys(bundle.modules) contains rc.change.after.module }
 }
 
 main = rule {
-	environment_allowed and networks_allowed and zones_allowed and blueprints_allowed and modules_allowed
+	environment_allowed and networks_allowed and zones_allowed and blueprints_allowed and profiles_allowed and modules_allowed
 }
 `
 

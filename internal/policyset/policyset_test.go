@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,6 +80,47 @@ func TestOPASetsDecide(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			deny, err := DenyOPA(context.Background(), string(files[filepath.Join(c.bundle, "opa", "sas.rego")]), plan(c.env, c.network, c.zone))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (c.deny == "") != (len(deny) == 0) || (c.deny != "" && !strings.Contains(strings.Join(deny, "\n"), c.deny)) {
+				t.Fatalf("deny = %q; want %q", deny, c.deny)
+			}
+		})
+	}
+}
+
+// The OPA sets govern Calm apps' profiles as the gateway does: a profile
+// the bundle does not declare for the blueprint (none named means Default)
+// is denied, and the profile's VMs times each VM's size stay within the
+// per-app totals.
+func TestOPASetsGovernCalmProfiles(t *testing.T) {
+	files := generated(t)
+	plan := func(env, blueprint, profile string, vcpus, mem, disk int) []byte {
+		after := fmt.Sprintf(`{"network":"%s-app","blueprint":%q,"size":{"vcpus":%d,"memory_gib":%d,"disk_gib":%d}`, env, blueprint, vcpus, mem, disk)
+		if profile != "" {
+			after += fmt.Sprintf(`,"profile":%q`, profile)
+		}
+		after += "}"
+		return []byte(`{"configuration":{"provider_config":{"sas":{"expressions":{"environment":{"constant_value":"` + env + `"}}}}},
+			"resource_changes":[{"address":"sas_calm_app.x","type":"sas_calm_app","change":{"actions":["create"],"after":` + after + `}}]}`)
+	}
+	for name, c := range map[string]struct {
+		bundle, env, blueprint, profile string
+		vcpus, mem, disk                int
+		deny                            string // "" = allowed
+	}{
+		"sbx default unnamed":     {"fedramp_sbx_default", "sbx", "linux-vm-sandbox", "", 2, 4, 50, ""},
+		"sbx default named":       {"fedramp_sbx_default", "sbx", "web-stack-sandbox", "Default", 2, 4, 40, ""},
+		"sbx undeclared profile":  {"fedramp_sbx_default", "sbx", "linux-vm-sandbox", "HA", 1, 2, 20, `allows blueprint linux-vm-sandbox with profiles ["Default"], not "HA"`},
+		"sbx two VMs over disk":   {"fedramp_sbx_default", "sbx", "web-stack-sandbox", "", 2, 4, 50, "runs 2 VMs, so size.disk_gib 50 is 100 in all, above bundle fedramp_sbx_default's limit of 80 per app"},
+		"dev HA within totals":    {"fedramp_dev_default", "dev", "postgres-dev", "HA", 4, 16, 300, ""},
+		"dev HA over vcpus":       {"fedramp_dev_default", "dev", "postgres-dev", "HA", 6, 16, 300, "size.vcpus 6 is 18 in all"},
+		"prod HA at three VMs":    {"fedramp_prod_restricted", "prod", "postgres-ha-prod", "HA", 8, 32, 600, ""},
+		"prod pool at VM maximum": {"fedramp_prod_restricted", "prod", "postgres-ha-prod", "", 16, 64, 1000, "size.memory_gib 64 is 192 in all"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			deny, err := DenyOPA(context.Background(), string(files[filepath.Join(c.bundle, "opa", "sas.rego")]), plan(c.env, c.blueprint, c.profile, c.vcpus, c.mem, c.disk))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -176,6 +176,38 @@ var migrations = [][]string{
 		)`,
 		`CREATE INDEX operation_logs_operation ON operation_logs (operation_id, created_ns)`,
 	},
+	// Version 8: a request's secret values travel from admission to the
+	// executor in a single-use Vault response-wrapping token
+	// (internal/secrets); the operation holds that token sealed
+	// (AES-256-GCM under a key derived from the gateway's audit key, never
+	// in clear), its accessor (which can revoke but not unwrap) and its
+	// expiry. secrets_handoff is '' (nothing handed over), 'wrapped' (a
+	// token waits for a step), 'opened' (a step unwrapped it),
+	// 'destroying' (one process is revoking it) or 'gone'.
+	8: {
+		`ALTER TABLE operations ADD COLUMN secrets_handoff TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN secrets_wrapped TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN secrets_accessor TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN secrets_expires_ns BIGINT NOT NULL DEFAULT 0`,
+		`CREATE INDEX operations_secrets_handoff ON operations (secrets_handoff, state)`,
+	},
+	// Version 9: what was approved is what runs. The bundle revision that
+	// admitted an operation and what admission resolved from it (a
+	// network's CIDR, the catalog module's digest and step limit, the
+	// resources it refers to) are stored on the operation; an operation
+	// whose compensation is under way remembers how it will end (failed
+	// or cancelled), so a later step compensates instead of executing
+	// again. Module-run names are unique per environment: their natural
+	// keys gain the environment.
+	9: {
+		`ALTER TABLE operations ADD COLUMN bundle_revision TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN approval_json TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE operations ADD COLUMN ending TEXT NOT NULL DEFAULT ''`,
+		`UPDATE resources SET natural_key = environment || '/' || natural_key
+			WHERE kind = 'module_run' AND natural_key <> '' AND natural_key NOT LIKE '%/%'`,
+		`UPDATE operations SET natural_key = environment || '/' || natural_key
+			WHERE kind = 'module_run' AND action = 'create' AND natural_key <> '' AND natural_key NOT LIKE '%/%'`,
+	},
 }
 
 // dialectTokens expand the few spots where the engines' SQL differs.

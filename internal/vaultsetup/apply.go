@@ -10,10 +10,16 @@ import (
 	vaultapi "github.com/hashicorp/vault/api"
 )
 
-// Apply performs the steps with an administrator's client. Each write is
-// idempotent, so applying the plan to an already configured Vault is safe.
+// Apply performs the steps with an administrator's client. Each write (and
+// delete) is idempotent, so applying the plan to an already configured Vault is safe.
 func Apply(ctx context.Context, admin *vaultapi.Client, steps []Step) error {
 	for _, s := range steps {
+		if s.Delete {
+			if _, err := admin.Logical().DeleteWithContext(ctx, s.Path); err != nil {
+				return fmt.Errorf("vault setup: delete %s (%s): %w", s.Path, s.Why, err)
+			}
+			continue
+		}
 		if _, err := admin.Logical().WriteWithContext(ctx, s.Path, s.Data); err != nil {
 			if alreadyEnabled(err) {
 				continue

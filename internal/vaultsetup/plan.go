@@ -17,10 +17,11 @@ const (
 	// KVMount is the KV v2 mount holding downstream credentials at
 	// <KVMount>/<env>/<system> (systems: infoblox, calm, terraform).
 	KVMount = "sas"
-	// RequestSecretsMount is the KV v2 mount where the gateway drops the
-	// secret values of a request (Calm secret variables, module secret
-	// inputs) at <env>/<request id>: it may create entries there, never
-	// read them; only that environment's sub-tokens read and destroy them.
+	// RequestSecretsMount is the retired KV v2 "drop box" where earlier
+	// releases left requests' secret values (<env>/<request id>), readable
+	// by every sub-token of the environment. The plan disables it (which
+	// destroys what it still holds); secret values now travel only in
+	// single-use response-wrapping tokens (internal/secrets).
 	RequestSecretsMount = "sas-request-secrets"
 	// GatewayPolicy is the gateway's own policy, bound to its AppRole.
 	GatewayPolicy = "sas-gateway"
@@ -64,12 +65,14 @@ func DefaultOptions() Options {
 	}
 }
 
-// Step is one write to Vault, with the CLI command an operator would type.
+// Step is one write (or, with Delete, one delete) to Vault, with the CLI
+// command an operator would type.
 type Step struct {
-	Why  string
-	Path string
-	Data map[string]any
-	CLI  string
+	Why    string
+	Path   string
+	Data   map[string]any
+	Delete bool
+	CLI    string
 }
 
 // Plan returns the steps that configure Vault for sas, in order.
@@ -85,10 +88,11 @@ func Plan(o Options) []Step {
 		CLI:  fmt.Sprintf("vault secrets enable -path=%s -version=2 kv", KVMount),
 	})
 	steps = append(steps, Step{
-		Why:  "KV v2 mount where the gateway drops requests' secret values for their executor (sas-request-secrets/<env>/<request id>)",
-		Path: "sys/mounts/" + RequestSecretsMount,
-		Data: map[string]any{"type": "kv", "options": map[string]string{"version": "2"}},
-		CLI:  fmt.Sprintf("vault secrets enable -path=%s -version=2 kv", RequestSecretsMount),
+		Why: "retire the KV drop box of earlier releases (" + RequestSecretsMount + ", readable by every sub-token of its environment): " +
+			"disabling it destroys what it still holds; requests' secret values now travel only in single-use response-wrapping tokens",
+		Path:   "sys/mounts/" + RequestSecretsMount,
+		Delete: true,
+		CLI:    "vault secrets disable " + RequestSecretsMount,
 	})
 	if o.AuditFilePath != "" {
 		steps = append(steps, Step{
@@ -117,9 +121,9 @@ func Plan(o Options) []Step {
 	steps = append(steps, policyStep(AuditorPolicy, "lets a token read the gateway's audit trail", auditorPolicy))
 	for _, env := range envs {
 		steps = append(steps, policyStep(ExecPrefix+env,
-			"what a sub-token for environment "+env+" may read: that environment's downstream credentials, nothing else", execPolicy(env)))
+			"what a sub-token for environment "+env+" may read: that environment's downstream credentials, nothing else (no request's secret values)", execPolicy(env)))
 	}
-	steps = append(steps, policyStep(GatewayPolicy, "the gateway: verify callers, mint and revoke sub-tokens; no access to downstream secrets", gatewayPolicy))
+	steps = append(steps, policyStep(GatewayPolicy, "the gateway: verify callers, mint and revoke sub-tokens, wrap requests' secret values for their executor; no access to downstream secrets", gatewayPolicy))
 
 	for _, env := range envs {
 		name := ExecPrefix + env
@@ -197,19 +201,14 @@ path "auth/token/lookup-self" {
 `
 
 func execPolicy(env string) string {
-	return fmt.Sprintf(`# Sub-tokens for environment %[1]q read that environment's downstream credentials.
+	return fmt.Sprintf(`# Sub-tokens for environment %[1]q read that environment's downstream
+# credentials, nothing else. Module runs hand this token to Terraform, so it
+# must reach no request's secret values: those travel only in single-use
+# wrapping tokens the gateway keeps sealed.
 path "%[2]s/data/%[1]s/*" {
   capabilities = ["read"]
 }
-# ... and the secret values of that environment's requests, which they
-# destroy once the downstream system has them.
-path "%[3]s/data/%[1]s/*" {
-  capabilities = ["read"]
-}
-path "%[3]s/metadata/%[1]s/*" {
-  capabilities = ["delete"]
-}
-`, env, KVMount, RequestSecretsMount)
+`, env, KVMount)
 }
 
 const gatewayPolicy = `# Verify caller tokens and resolve their entity.
@@ -238,10 +237,15 @@ path "auth/token/revoke-accessor" {
 path "auth/token/renew-self" {
   capabilities = ["update"]
 }
-# Drop a request's secret values for its executor: create only, so the
-# gateway can neither read them back nor overwrite an entry.
-path "sas-request-secrets/data/*" {
-  capabilities = ["create"]
+# Wrap a request's secret values in a single-use response-wrapping token
+# for its executor (unwrapping needs no policy: the wrapping token itself
+# is presented), and look such a token up. Wrapping tokens are revoked by
+# accessor (auth/token/revoke-accessor, above) when an operation ends.
+path "sys/wrapping/wrap" {
+  capabilities = ["update"]
+}
+path "sys/wrapping/lookup" {
+  capabilities = ["update"]
 }
 # Deliberately absent: sas/data/* — the gateway never reads downstream secrets itself.
 `

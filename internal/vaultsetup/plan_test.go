@@ -23,8 +23,8 @@ sas needs Vault to hold three kinds of identity (see the architecture):
 | identity | gets it from | may |
 |---|---|---|
 | caller token | your users' login (OIDC/JWT, AppRole for CI) | carry ` + "`sas-bundle-<name>`" + ` policies; call the gateway |
-| gateway token | the ` + "`sas-gateway`" + ` AppRole | look up caller tokens; mint and revoke sub-tokens through ` + "`sas-exec-<env>`" + ` roles |
-| sub-token | the gateway, per operation | read ` + "`sas/<env>/<system>`" + ` credentials, nothing else |
+| gateway token | the ` + "`sas-gateway`" + ` AppRole | look up caller tokens; mint and revoke sub-tokens through ` + "`sas-exec-<env>`" + ` roles; wrap requests' secret values in single-use response-wrapping tokens and revoke those |
+| sub-token | the gateway, per operation | read ` + "`sas/<env>/<system>`" + ` credentials, nothing else (no request's secret values) |
 
 Run these as a Vault administrator. Every step is idempotent.
 
@@ -119,11 +119,25 @@ func TestPlanBindsEveryBundleAndEnvironment(t *testing.T) {
 		if role.Data["orphan"] != true || role.Data["token_explicit_max_ttl"] != int(o.SubTokenMaxTTL.Seconds()) {
 			t.Errorf("sub-token role for %s: %v", env, role.Data)
 		}
-		if p := paths["sys/policies/acl/sas-exec-"+env].Data["policy"].(string); !strings.Contains(p, `"sas/data/`+env+`/*"`) {
+		p := paths["sys/policies/acl/sas-exec-"+env].Data["policy"].(string)
+		if !strings.Contains(p, `"sas/data/`+env+`/*"`) {
 			t.Errorf("exec policy for %s does not scope to its environment:\n%s", env, p)
 		}
+		// Module runs hand this token to Terraform: it must reach no
+		// request's secrets, and nothing but its credentials.
+		if strings.Count(p, "path ") != 1 || strings.Contains(p, RequestSecretsMount) || strings.Contains(p, "sys/wrapping") {
+			t.Errorf("exec policy for %s grants more than its credentials:\n%s", env, p)
+		}
 	}
-	if gp := paths["sys/policies/acl/sas-gateway"].Data["policy"].(string); strings.Contains(gp, `path "sas/`) {
-		t.Error("the gateway policy must not reach the downstream credentials")
+	gp := paths["sys/policies/acl/sas-gateway"].Data["policy"].(string)
+	if strings.Contains(gp, `path "sas/`) || strings.Contains(gp, `path "`+RequestSecretsMount) {
+		t.Error("the gateway policy must not reach the downstream credentials nor a KV drop box")
+	}
+	if !strings.Contains(gp, `path "sys/wrapping/wrap"`) {
+		t.Error("the gateway policy does not let it wrap requests' secret values")
+	}
+	retire, ok := paths["sys/mounts/"+RequestSecretsMount]
+	if !ok || !retire.Delete {
+		t.Errorf("the plan does not retire the drop box %s: %+v", RequestSecretsMount, retire)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
+	"time"
 
 	vaultapi "github.com/hashicorp/vault/api"
 
@@ -101,6 +102,51 @@ func TestOnlySubTokensReadDownstreamCredentials(t *testing.T) {
 	}
 	if _, err := subClient.KVv2(vaultsetup.KVMount).Get(ctx, "sbx/infoblox"); status(err) != http.StatusForbidden {
 		t.Errorf("revoked sub-token still reads: %v", err)
+	}
+}
+
+// Upgrading from a release that dropped requests' secret values in KV
+// (sas-request-secrets/<env>/<request id>): applying the plan retires the
+// drop box with whatever it still holds, and no sub-token can read there.
+func TestPlanRetiresTheSecretsDropBox(t *testing.T) {
+	ctx := context.Background()
+	admin := env.Admin()
+	if err := admin.Sys().MountWithContext(ctx, vaultsetup.RequestSecretsMount, &vaultapi.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.KVv2(vaultsetup.RequestSecretsMount).Put(ctx, "sbx/req-old", map[string]any{"secret_variables": map[string]any{"ADMIN_PASSWORD": "left-behind"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := vaultsetup.Apply(ctx, admin, vaultsetup.Plan(vaultsetup.DefaultOptions())); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := admin.Sys().ListMountsWithContext(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := mounts[vaultsetup.RequestSecretsMount+"/"]; ok {
+		t.Fatalf("the drop box %s is still mounted after the plan", vaultsetup.RequestSecretsMount)
+	}
+	if got, err := admin.KVv2(vaultsetup.RequestSecretsMount).Get(ctx, "sbx/req-old"); err == nil {
+		t.Fatalf("a left-behind secret is still readable: %v", got.Data)
+	}
+
+	sess, err := vault.Login(ctx, env.VaultAddr, env.GatewayLogin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close(ctx)
+	sub, err := sess.MintSubToken(ctx, vault.SubTokenRequest{Environment: "sbx", TTL: time.Minute, OperationID: "op-dropbox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.RevokeSubToken(ctx, sub.Accessor)
+	for _, path := range []string{vaultsetup.RequestSecretsMount + "/data/sbx/req-old", vaultsetup.RequestSecretsMount + "/metadata/sbx/req-old",
+		"sys/wrapping/unwrap", "sys/wrapping/wrap"} {
+		caps, err := admin.Sys().CapabilitiesWithContext(ctx, sub.Token, path)
+		if err != nil || len(caps) != 1 || caps[0] != "deny" {
+			t.Errorf("sbx sub-token's capabilities on %s: %v (%v); want deny", path, caps, err)
+		}
 	}
 }
 

@@ -174,3 +174,69 @@ test_caller_bound_to_other_bundle_denied if {
 	inp := object.union(ip, {"caller": {"bundles": ["fedramp_sbx_default"]}})
 	rules_for(inp) == {"caller_not_bound"}
 }
+
+# --- reads and cancels
+
+test_reads_allowed_in_both_environments if {
+	every env in ["dev", "sbx"] {
+		policy.allow with input as envelope(env, "calm_app", "read", {"id": "app-0001", "refresh": true})
+		policy.allow with input as envelope(env, "module_run", "read", {"id": "", "operation_id": "op-0001", "log": true})
+	}
+}
+
+cancel_of(env, kind, cancels, fields) := envelope(env, kind, "cancel", object.union({"cancels": cancels, "operation_id": "op-0001"}, fields))
+
+test_cancel_of_a_create_allowed_without_ticket if {
+	policy.allow with input as cancel_of("dev", "calm_app", "create", {"spec": calm_request})
+	policy.allow with input as cancel_of("sbx", "ip_reservation", "create", {})
+}
+
+test_cancel_of_a_create_in_prod_denied if {
+	inp := cancel_of("prod", "calm_app", "create", {"spec": calm_request})
+	rules_for(inp) == {"environment_not_allowed"}
+}
+
+# --- Calm app profiles and what a whole app takes
+
+ha := with_request(calm, {"profile": "HA", "size": {"vcpus": 4, "memory_gib": 16, "disk_gib": 300}})
+
+test_ha_profile_within_totals_allowed if {
+	policy.allow with input as ha
+}
+
+test_ha_profile_at_the_per_vm_limit_over_every_total_denied if {
+	inp := with_request(ha, {"size": {"vcpus": 8, "memory_gib": 32, "disk_gib": 500}})
+	paths := {v.path | some v in violations_for(inp); v.rule == "total_size_exceeds_limit"}
+	paths == {"/size/vcpus", "/size/memory_gib", "/size/disk_gib"}
+	rules_for(inp) == {"total_size_exceeds_limit"}
+	some v in violations_for(inp)
+	v.path == "/size/vcpus"
+	v.message == "bundle fedramp_dev_default allows at most 16 vCPUs per Calm app in all; profile HA of blueprint postgres-dev runs 3 VMs, so 8 each is 24 in all (at most 5 each fits)"
+}
+
+# The Default profile of a pool is three VMs too: no profile is no escape.
+test_default_profile_of_a_pool_counts_its_vms if {
+	pool := with_request(calm, {"blueprint": "k8s-worker-pool-dev", "variables": {}, "size": {"vcpus": 4, "memory_gib": 16, "disk_gib": 100}})
+	policy.allow with input as pool
+	rules_for(with_request(pool, {"size": {"vcpus": 6}})) == {"total_size_exceeds_limit"}
+}
+
+test_ha_profile_of_a_single_vm_blueprint_denied if {
+	inp := with_request(calm, {"blueprint": "k8s-worker-pool-dev", "profile": "HA", "size": {"vcpus": 4, "memory_gib": 16, "disk_gib": 100}})
+	v := violation(inp, "profile_not_allowed")
+	v.path == "/profile"
+	v.message == `bundle fedramp_dev_default allows blueprint k8s-worker-pool-dev with profiles [Default]; "HA" is not one of them`
+}
+
+# A blueprint without a Default profile needs one named (a bundle declaring
+# one, added with `with`: it merges into the bundle's blueprints).
+test_absent_profile_of_a_blueprint_without_default_denied if {
+	blueprints := {"postgres-ha-only-dev": {"level": "dev", "profiles": {"HA": {"vms": 3}}}}
+	inp := with_request(calm, {"blueprint": "postgres-ha-only-dev", "size": {"vcpus": 4, "memory_gib": 16, "disk_gib": 300}})
+	vs := policy.violations with input as inp with data.sas.bundle.blueprints as blueprints
+	{v.rule | some v in vs} == {"profile_not_allowed"}
+	some v in vs
+	v.path == "/profile"
+	v.message == `bundle fedramp_dev_default allows blueprint postgres-ha-only-dev with profiles [HA]; "Default" (what a request without a profile asks for) is not one of them`
+	policy.allow with input as with_request(inp, {"profile": "HA"}) with data.sas.bundle.blueprints as blueprints
+}

@@ -34,7 +34,7 @@ calm_request := {
 	"project": "sas-prod",
 	"blueprint": "postgres-ha-prod",
 	"network": "prod-data",
-	"size": {"vcpus": 16, "memory_gib": 64, "disk_gib": 1000},
+	"size": {"vcpus": 8, "memory_gib": 32, "disk_gib": 600},
 	"change_ticket": "CHG0012345",
 }
 
@@ -172,4 +172,94 @@ test_module_version_not_in_prod_catalog_denied if {
 test_caller_without_prod_binding_denied if {
 	inp := object.union(ip, {"caller": {"bundles": ["fedramp_dev_default"]}})
 	rules_for(inp) == {"caller_not_bound"}
+}
+
+# --- reads: no change ticket, every kind
+
+test_reads_allowed_without_ticket if {
+	stored := {"id": "res-0001", "bundle": "fedramp_prod_restricted", "environment": "prod", "spec": {}}
+	every kind in ["ip_reservation", "calm_app", "module_run"] {
+		policy.allow with input as object.union(envelope(kind, "read", {"id": "res-0001"}), {"resource": stored})
+		policy.allow with input as object.union(envelope(kind, "read", {"id": "res-0001", "refresh": true}), {"resource": stored})
+		policy.allow with input as envelope(kind, "read", {"id": "", "operation_id": "op-0001", "log": true})
+	}
+}
+
+# --- cancels follow the rules of the action they stop
+
+cancel_of(kind, cancels, fields) := envelope(kind, "cancel", object.union({"cancels": cancels, "operation_id": "op-0001"}, fields))
+
+stored_ip := {"id": "ipr-0001", "bundle": "fedramp_prod_restricted", "environment": "prod", "spec": ip_request}
+
+test_cancel_of_a_create_without_ticket_denied if {
+	inp := cancel_of("ip_reservation", "create", {"spec": ip_request})
+	denied(inp)
+	v := violation(inp, "change_ticket_required")
+	v.path == "/change_ticket"
+	v.control_ids == ["CM-3", "CM-5"]
+	v.message == "bundle fedramp_prod_restricted requires a change ticket (change_ticket, matching ^CHG[0-9]{7}$) to cancel the create of a ip_reservation in prod: cancelling a create undoes it with a delete"
+	rules_for(inp) == {"change_ticket_required"}
+}
+
+# The create's own ticket (under spec) is not the cancel's.
+test_cancel_of_a_create_needs_its_own_ticket if {
+	rules_for(cancel_of("ip_reservation", "create", {"spec": ip_request})) == {"change_ticket_required"}
+}
+
+test_cancel_of_a_create_with_ticket_allowed if {
+	policy.allow with input as cancel_of("ip_reservation", "create", {"spec": ip_request, "change_ticket": "CHG7654321"})
+}
+
+test_cancel_with_malformed_ticket_denied if {
+	rules_for(cancel_of("ip_reservation", "create", {"change_ticket": "CHG1"})) == {"change_ticket_invalid"}
+}
+
+# Prod allows no self-service delete of Calm apps, so no undoing their creates either.
+test_cancel_of_a_calm_app_create_denied_even_with_ticket if {
+	inp := cancel_of("calm_app", "create", {"spec": calm_request, "change_ticket": "CHG7654321"})
+	v := violation(inp, "action_not_allowed")
+	v.message == `bundle fedramp_prod_restricted allows calm_app actions [create, read, update] in prod; cancelling a create undoes it with a delete, and "delete" is not one of them`
+	v.control_ids == ["AC-3", "AC-6", "CM-5"]
+	rules_for(inp) == {"action_not_allowed"}
+}
+
+test_cancel_of_a_module_run_delete_denied if {
+	inp := object.union(cancel_of("module_run", "delete", {"change_ticket": "CHG7654321"}), {"resource": stored_ip})
+	violation(inp, "action_not_allowed").message == `bundle fedramp_prod_restricted allows module_run actions [create, read, update] in prod; cancelling a delete needs what the delete needs, and "delete" is not one of them`
+}
+
+test_cancel_of_an_update_needs_a_ticket if {
+	inp := object.union(cancel_of("calm_app", "update", {}), {"resource": stored_ip})
+	v := violation(inp, "change_ticket_required")
+	v.message == "bundle fedramp_prod_restricted requires a change ticket (change_ticket, matching ^CHG[0-9]{7}$) to cancel the update of a calm_app in prod: cancelling an update needs what the update needs"
+	policy.allow with input as object.union(cancel_of("calm_app", "update", {"change_ticket": "CHG7654321"}), {"resource": stored_ip})
+}
+
+test_cancel_of_a_delete_with_ticket_allowed if {
+	policy.allow with input as object.union(cancel_of("ip_reservation", "delete", {"change_ticket": "CHG7654321"}), {"resource": stored_ip})
+	rules_for(object.union(cancel_of("ip_reservation", "delete", {}), {"resource": stored_ip})) == {"change_ticket_required"}
+}
+
+# --- Calm app profiles and what a whole app takes
+
+test_ha_profile_allowed if {
+	policy.allow with input as with_request(calm, {"profile": "HA"})
+}
+
+test_ha_profile_of_a_single_vm_blueprint_denied if {
+	inp := with_request(calm, {"blueprint": "linux-vm-prod", "profile": "HA"})
+	v := violation(inp, "profile_not_allowed")
+	v.message == `bundle fedramp_prod_restricted allows blueprint linux-vm-prod with profiles [Default]; "HA" is not one of them`
+	rules_for(inp) == {"profile_not_allowed"}
+}
+
+test_three_vms_at_the_per_vm_limit_over_the_totals_denied if {
+	inp := with_request(calm, {"size": {"vcpus": 16, "memory_gib": 64, "disk_gib": 1000}})
+	paths := {v.path | some v in violations_for(inp); v.rule == "total_size_exceeds_limit"}
+	paths == {"/size/vcpus", "/size/memory_gib", "/size/disk_gib"}
+	rules_for(inp) == {"total_size_exceeds_limit"}
+}
+
+test_one_vm_at_the_per_vm_limit_allowed if {
+	policy.allow with input as with_request(calm, {"blueprint": "linux-vm-prod", "size": {"vcpus": 16, "memory_gib": 64, "disk_gib": 1000}})
 }

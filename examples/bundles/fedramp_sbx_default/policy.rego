@@ -5,13 +5,14 @@
 # METADATA
 # title: sas provisioning policy
 # description: |
-#   Decides whether a provisioning request (IP reservation, Calm app, module
-#   run) may proceed under this bundle. The rules are generic: everything the
-#   bundle allows — environments, actions, networks, DNS zones, blueprints,
-#   modules, size limits, change tickets — is declared in data.json
-#   (data.sas.bundle). The gateway reads data.sas.policy.allow and
-#   data.sas.policy.violations; allow is true only when no rule reports a
-#   violation.
+#   Decides whether a request about an IP reservation, Calm app or module
+#   run (create, read, update, delete, or cancel of an unfinished operation)
+#   may proceed under this bundle. The rules are generic: everything the
+#   bundle allows — environments, actions, networks, DNS zones, blueprints
+#   and their app profiles, modules, size limits, change tickets — is
+#   declared in data.json (data.sas.bundle). The gateway reads
+#   data.sas.policy.allow and data.sas.policy.violations; allow is true only
+#   when no rule reports a violation.
 package sas.policy
 
 spec := data.sas.bundle
@@ -33,6 +34,40 @@ request := input.request if {
 } else := {}
 
 mutating_actions := {"create", "update", "delete"}
+
+# --- the action whose rules apply
+#
+# Every caller-facing action is judged, reads and cancels included. A read
+# is judged as itself. A cancel of an unfinished operation (input.request:
+# {"cancels": "create"|"update"|"delete", "operation_id": ..., optional
+# "change_ticket", and for a create the create's fields under "spec") follows
+# the rules of the action it stops: cancelling a create undoes it
+# (compensation deletes what it made), so it needs what a delete of that kind
+# needs in that environment; cancelling an update or a delete needs what that
+# update or delete needs. Bundles never list "cancel" in actions: it is
+# derived from what they list, so there is nothing more to keep in sync.
+cancelled := {
+	"create": {"judged_as": "delete", "why": "cancelling a create undoes it with a delete"},
+	"update": {"judged_as": "update", "why": "cancelling an update needs what the update needs"},
+	"delete": {"judged_as": "delete", "why": "cancelling a delete needs what the delete needs"},
+}
+
+cancels := object.get(request, "cancels", "")
+
+cancel := cancelled[cancels] if input.action == "cancel"
+
+# judged_action is the action whose rules apply: the action itself, or for
+# a cancel the action it stands for (undefined for a cancel of nothing known,
+# which rule cancel_target_unknown reports).
+judged_action := action if action != "cancel"
+
+judged_action := cancel.judged_as
+
+# doing says what the request does, for messages: "create a calm_app",
+# "cancel the create of a calm_app".
+doing := sprintf("cancel the %s of a %s", [cancels, kind]) if {
+	input.action == "cancel"
+} else := sprintf("%s a %s", [action, kind])
 
 # --- the decision
 
@@ -130,21 +165,48 @@ violations contains {
 	"control_ids": ["AC-3", "AC-6", "CM-5"],
 } if {
 	environment_allowed
+	action != "cancel"
 	not action in allowed_actions
+}
+
+violations contains {
+	"rule": "action_not_allowed",
+	"message": sprintf("bundle %s allows %s actions %s in %s; %s, and %q is not one of them", [bundle_name, kind, fmt_list(allowed_actions), environment, cancel.why, cancel.judged_as]),
+	"path": "",
+	"control_ids": ["AC-3", "AC-6", "CM-5"],
+} if {
+	input.action == "cancel"
+	environment_allowed
+	judged := cancel.judged_as
+	not judged in allowed_actions
+}
+
+violations contains {
+	"rule": "cancel_target_unknown",
+	"message": sprintf("a cancel names the action of the operation it stops in cancels (one of %s); %s is not one of them", [fmt_list(sort(object.keys(cancelled))), json.marshal(cancels)]),
+	"path": "/cancels",
+	"control_ids": ["SI-10"],
+} if {
+	input.action == "cancel"
+	not cancelled[cancels]
 }
 
 # --- change control
 
 violations contains {
 	"rule": "change_ticket_required",
-	"message": sprintf("bundle %s requires a change ticket (change_ticket, matching %s) to %s a %s in %s", [bundle_name, spec.change_ticket_pattern, action, kind, environment]),
+	"message": sprintf("bundle %s requires a change ticket (change_ticket, matching %s) to %s in %s%s", [bundle_name, spec.change_ticket_pattern, doing, environment, ticket_reason]),
 	"path": "/change_ticket",
 	"control_ids": ["CM-3", "CM-5"],
 } if {
 	spec.requires_change_ticket
-	action in mutating_actions
+	judged_action in mutating_actions
 	ticket == ""
 }
+
+ticket_reason := sprintf(": %s", [cancel.why]) if {
+	input.action == "cancel"
+} else := ""
 
 violations contains {
 	"rule": "change_ticket_invalid",
@@ -161,7 +223,7 @@ violations contains {
 
 violations contains {
 	"rule": "field_required",
-	"message": sprintf("bundle %s needs %s to %s a %s", [bundle_name, path, action, kind]),
+	"message": sprintf("bundle %s needs %s to %s", [bundle_name, path, doing]),
 	"path": concat("", ["/", path]),
 	"control_ids": ["SI-10"],
 } if {
@@ -333,9 +395,9 @@ violations contains {
 }
 
 size_limits := [
-	{"field": "vcpus", "limit": "max_vcpus", "unit": "vCPUs"},
-	{"field": "memory_gib", "limit": "max_memory_gib", "unit": "GiB of memory"},
-	{"field": "disk_gib", "limit": "max_disk_gib", "unit": "GiB of disk"},
+	{"field": "vcpus", "limit": "max_vcpus", "total": "max_total_vcpus", "unit": "vCPUs"},
+	{"field": "memory_gib", "limit": "max_memory_gib", "total": "max_total_memory_gib", "unit": "GiB of memory"},
+	{"field": "disk_gib", "limit": "max_disk_gib", "total": "max_total_disk_gib", "unit": "GiB of disk"},
 ]
 
 violations contains {
@@ -356,6 +418,50 @@ within(n, max) if {
 	n <= max
 }
 
+# A launch runs one of its blueprint's app profiles; a request without one
+# asks for Default. The bundle declares, per blueprint, the profiles it
+# allows and how many VMs each runs (every VM gets the requested size).
+calm_profile := "Default" if {
+	not present("profile")
+} else := request.profile
+
+blueprint_profiles := object.get(object.get(spec.blueprints, request.blueprint, {}), "profiles", {})
+
+profile_asked := json.marshal(calm_profile) if {
+	present("profile")
+} else := sprintf("%s (what a request without a profile asks for)", [json.marshal(calm_profile)])
+
+violations contains {
+	"rule": "profile_not_allowed",
+	"message": sprintf("bundle %s allows blueprint %s with profiles %s; %s is not one of them", [bundle_name, request.blueprint, fmt_list(sort(object.keys(blueprint_profiles))), profile_asked]),
+	"path": "/profile",
+	"control_ids": ["AC-3", "CM-7"],
+} if {
+	input.kind == "calm_app"
+	input.action == "create"
+	is_string(request.blueprint)
+	allowed_blueprint(request.blueprint)
+	not blueprint_profiles[calm_profile]
+}
+
+# What the whole app takes: each VM's size times the profile's VMs, within
+# the bundle's per-app totals (the per-VM limits above apply as well).
+violations contains {
+	"rule": "total_size_exceeds_limit",
+	"message": sprintf("bundle %s allows at most %d %s per Calm app in all; profile %s of blueprint %s runs %d VMs, so %v each is %v in all (at most %d each fits)", [bundle_name, max, l.unit, calm_profile, request.blueprint, vms, requested, vms * requested, floor(max / vms)]),
+	"path": concat("", ["/size/", l.field]),
+	"control_ids": ["AC-6", "SC-6"],
+} if {
+	input.kind == "calm_app"
+	input.action == "create"
+	vms := blueprint_profiles[calm_profile].vms
+	some l in size_limits
+	requested := object.get(request, ["size", l.field], 0)
+	within(requested, spec.limits[l.limit]) # else size_exceeds_limit says it
+	max := spec.limits[l.total]
+	vms * requested > max
+}
+
 # --- module runs
 
 violations contains {
@@ -372,15 +478,19 @@ violations contains {
 
 violations contains {
 	"rule": "module_version_not_allowed",
-	"message": sprintf("bundle %s allows module %s at versions %s; %q is not one of them", [bundle_name, request.module, fmt_list(spec.modules[request.module].versions), request.version]),
+	"message": sprintf("bundle %s allows module %s at versions %s; %q is not one of them", [bundle_name, run_module, fmt_list(spec.modules[run_module].versions), request.version]),
 	"path": "/version",
 	"control_ids": ["CM-2", "CM-7"],
 } if {
 	input.kind == "module_run"
 	is_string(request.version)
 	request.version != ""
-	not request.version in spec.modules[request.module].versions
+	not request.version in spec.modules[run_module].versions
 }
+
+# The module a run runs: a create names it; an update runs the stored
+# resource's module (its body carries only what changes).
+run_module := object.get(request, "module", object.get(object.get(object.get(input, "resource", {}), "spec", {}), "module", ""))
 
 # A module run's saved plan, judged before it is applied (input.plan):
 # only the resource types the bundle approves for the module, no more
@@ -388,7 +498,7 @@ violations contains {
 # delete (or where the bundle allows replacements for the module).
 plan_changes := object.get(object.get(input, "plan", {}), "resource_changes", [])
 
-module_spec := object.get(spec.modules, object.get(request, "module", ""), {})
+module_spec := object.get(spec.modules, run_module, {})
 
 violations contains {
 	"rule": "module_resource_type_not_allowed",

@@ -288,6 +288,20 @@ test_allowed_variables_and_secrets_allowed if {
 	policy.allow with input as with_request(calm, {"variables": {"OWNER_EMAIL": "a@example.org"}, "secret_variables": {"ADMIN_PASSWORD": "hmac-sha256:00"}})
 }
 
+# An update carries only what changes: its version is judged against the
+# stored run's module.
+test_module_update_to_a_version_not_allowed_denied if {
+	inp := object.union(envelope("module_run", "update", {"version": "0.9.0"}), {"resource": {"id": "mr-1", "bundle": "fedramp_sbx_default", "environment": "sbx", "spec": module_request}})
+	v := violation(inp, "module_version_not_allowed")
+	v.path == "/version"
+	contains(v.message, "platform/maintenance-window")
+}
+
+test_module_update_to_an_allowed_version_allowed if {
+	inp := object.union(envelope("module_run", "update", {"version": "1.0.0"}), {"resource": {"id": "mr-1", "bundle": "fedramp_sbx_default", "environment": "sbx", "spec": module_request}})
+	policy.allow with input as inp
+}
+
 # --- module run plans
 
 plan_of(changes) := object.union(module, {"plan": {"resource_changes": changes}})
@@ -323,4 +337,111 @@ test_module_destroy_plan_of_a_delete_allowed if {
 test_module_plan_over_the_resource_limit_denied if {
 	inp := plan_of([{"address": sprintf("terraform_data.n[%d]", [i]), "type": "terraform_data", "actions": ["create"]} | some i in numbers.range(0, 10)])
 	rules_for(inp) == {"module_too_many_resources"}
+}
+
+# --- reads: judged like every action, allowed wherever the bundle lists read
+
+stored_app := {"id": "app-0001", "bundle": "fedramp_sbx_default", "environment": "sbx", "spec": calm_request}
+
+test_reads_allowed if {
+	every kind in ["ip_reservation", "calm_app", "module_run"] {
+		policy.allow with input as object.union(envelope(kind, "read", {"id": "res-0001"}), {"resource": stored_app})
+		policy.allow with input as object.union(envelope(kind, "read", {"id": "res-0001", "refresh": true}), {"resource": stored_app})
+		policy.allow with input as envelope(kind, "read", {"id": "", "operation_id": "op-0001", "log": true})
+	}
+}
+
+test_read_in_another_environment_denied if {
+	inp := object.union(envelope("calm_app", "read", {"id": "app-0001"}), {"environment": "prod"})
+	rules_for(inp) == {"environment_not_allowed"}
+}
+
+# --- cancels: judged as the action they stop (a create's as a delete)
+
+cancel_of(kind, cancels, fields) := envelope(kind, "cancel", object.union({"cancels": cancels, "operation_id": "op-0001"}, fields))
+
+test_cancel_of_a_create_allowed if {
+	policy.allow with input as cancel_of("calm_app", "create", {"spec": calm_request})
+	policy.allow with input as cancel_of("ip_reservation", "create", {"spec": ip_request})
+	policy.allow with input as cancel_of("module_run", "create", {"spec": module_request})
+}
+
+test_cancel_of_an_update_or_delete_allowed if {
+	policy.allow with input as object.union(cancel_of("calm_app", "update", {}), {"resource": stored_app})
+	policy.allow with input as object.union(cancel_of("calm_app", "delete", {}), {"resource": stored_app})
+}
+
+# Undoing a create must stay possible when its request would now be refused.
+test_cancel_of_a_create_not_judged_on_what_it_creates if {
+	policy.allow with input as cancel_of("calm_app", "create", {"spec": object.union(calm_request, {"blueprint": "linux-vm-prod", "size": {"vcpus": 64}})})
+}
+
+test_cancel_of_an_unknown_action_denied if {
+	inp := cancel_of("calm_app", "reboot", {})
+	v := violation(inp, "cancel_target_unknown")
+	v.path == "/cancels"
+	v.message == `a cancel names the action of the operation it stops in cancels (one of [create, delete, update]); "reboot" is not one of them`
+	rules_for(inp) == {"cancel_target_unknown"}
+	rules_for(envelope("calm_app", "cancel", {"operation_id": "op-0001"})) == {"cancel_target_unknown"}
+}
+
+test_cancel_of_a_kind_the_bundle_does_not_allow_denied if {
+	inp := cancel_of("k8s_cluster", "create", {})
+	v := violation(inp, "action_not_allowed")
+	v.message == `bundle fedramp_sbx_default allows k8s_cluster actions [] in sbx; cancelling a create undoes it with a delete, and "delete" is not one of them`
+	v.control_ids == ["AC-3", "AC-6", "CM-5"]
+}
+
+test_cancel_in_another_environment_denied if {
+	rules_for(object.union(cancel_of("calm_app", "create", {}), {"environment": "prod"})) == {"environment_not_allowed"}
+}
+
+test_cancel_with_malformed_ticket_denied if {
+	rules_for(cancel_of("calm_app", "create", {"change_ticket": "JIRA-1"})) == {"change_ticket_invalid"}
+}
+
+# --- Calm app profiles and what a whole app takes
+
+test_default_profile_named_or_not_allowed if {
+	policy.allow with input as calm
+	policy.allow with input as with_request(calm, {"profile": "Default"})
+}
+
+test_profile_not_declared_for_the_blueprint_denied if {
+	inp := with_request(calm, {"profile": "HA"})
+	v := violation(inp, "profile_not_allowed")
+	v.path == "/profile"
+	v.message == `bundle fedramp_sbx_default allows blueprint linux-vm-sandbox with profiles [Default]; "HA" is not one of them`
+	v.control_ids == ["AC-3", "CM-7"]
+	rules_for(inp) == {"profile_not_allowed"}
+}
+
+# An undeclared blueprint is refused for itself; its profile is not judged.
+test_profile_of_a_blueprint_not_allowed_not_judged if {
+	rules_for(with_request(calm, {"blueprint": "linux-vm-prod", "profile": "HA"})) == {"blueprint_not_allowed"}
+}
+
+web_stack := with_request(calm, {"blueprint": "web-stack-sandbox", "size": {"vcpus": 2, "memory_gib": 4, "disk_gib": 40}})
+
+test_two_vm_profile_within_totals_allowed if {
+	policy.allow with input as web_stack
+}
+
+test_two_vm_profile_over_total_disk_denied if {
+	inp := with_request(web_stack, {"size": {"disk_gib": 50}})
+	v := violation(inp, "total_size_exceeds_limit")
+	v.path == "/size/disk_gib"
+	v.message == "bundle fedramp_sbx_default allows at most 80 GiB of disk per Calm app in all; profile Default of blueprint web-stack-sandbox runs 2 VMs, so 50 each is 100 in all (at most 40 each fits)"
+	v.control_ids == ["AC-6", "SC-6"]
+	rules_for(inp) == {"total_size_exceeds_limit"}
+}
+
+# A VM over its own limit is reported once, by the per-VM rule.
+test_per_vm_limit_reported_before_the_total if {
+	rules_for(with_request(web_stack, {"size": {"vcpus": 3}})) == {"size_exceeds_limit"}
+}
+
+test_profile_of_another_type_denied if {
+	inp := with_request(calm, {"profile": 3})
+	violation(inp, "profile_not_allowed").message == "bundle fedramp_sbx_default allows blueprint linux-vm-sandbox with profiles [Default]; 3 is not one of them"
 }

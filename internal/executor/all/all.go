@@ -11,14 +11,17 @@ import (
 )
 
 // Executors returns the executor of every kind that has one. A kind without
-// one is still decided by policy, then answered 501.
-func Executors(env executor.Env) map[string]executor.Executor {
+// one is still decided by policy, then answered 501. Module runs need the
+// operator's catalog and a Terraform (nil: none here). Executors get
+// nothing else from the gateway: what a bundle approved is on the
+// operation (executor.Job.Operation.Approval).
+func Executors(moduleRuns *modulerun.Config) map[string]executor.Executor {
 	execs := map[string]executor.Executor{
-		api.KindIPReservation: &ipreservation.Executor{NetworkCIDR: env.NetworkCIDR},
-		api.KindCalmApp:       &calmapp.Executor{NetworkCIDR: env.NetworkCIDR, Resource: env.Resource},
+		api.KindIPReservation: &ipreservation.Executor{},
+		api.KindCalmApp:       &calmapp.Executor{},
 	}
-	if env.Modules != nil { // a gateway with a module catalog and a Terraform to run it
-		execs[api.KindModuleRun] = &modulerun.Executor{Modules: *env.Modules}
+	if moduleRuns != nil { // a gateway with a module catalog and a Terraform to run it
+		execs[api.KindModuleRun] = &modulerun.Executor{Config: *moduleRuns}
 	}
 	return execs
 }

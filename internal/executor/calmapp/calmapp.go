@@ -6,6 +6,16 @@
 // waits on it — first the intent to launch, then the launch's request id,
 // then the app's uuid — so a timeout, a crash of Terraform or a restart of
 // the gateway resumes the same launch and never starts a second one.
+//
+// An app given a network (not an IP reservation) launches on an address
+// sas first holds for it in Infoblox (address.go), so Calm never picks one
+// Infoblox could hand to someone else; the address is released once the
+// app is gone.
+//
+// The same handles let a create that will not succeed (cancelled, failed,
+// past its deadline) be undone (compensate.go): the launch it started is
+// followed until it resolves, and its app deleted until Calm says deleted,
+// before the operation may end.
 package calmapp
 
 import (
@@ -48,12 +58,11 @@ var LaunchGrace = 2 * time.Minute
 
 // Executor launches, powers and deletes Calm apps.
 type Executor struct {
-	// NetworkCIDR resolves a network name the bundle declares to its CIDR.
-	NetworkCIDR func(bundle, name string) (string, bool)
-	// Resource reads the IP reservation a launch names.
-	Resource func(ctx context.Context, kind, id, ownerEntityID string) (operations.Resource, error)
 	// Now is the clock (tests); nil is time.Now.
 	Now func() time.Time
+	// Sleep waits d within a step, or until ctx ends (tests move a fake
+	// clock with it); nil sleeps on the wall clock.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // checkpoint is what a step leaves for the next: Calm's own handles.
@@ -68,6 +77,17 @@ type checkpoint struct {
 	ActionRunlog string `json:"action_runlog_uuid,omitempty"`
 	// DeleteSent: the app's delete was accepted; wait for deleted.
 	DeleteSent bool `json:"delete_sent,omitempty"`
+	// CompensatingSince is when compensation first ran: its bound
+	// (CompensationBound) counts from here, across steps and restarts.
+	CompensatingSince time.Time `json:"compensating_since,omitempty"`
+	// The address an app launched on a network takes (address.go):
+	// AddressAsked is set before Infoblox is asked to hold one; HostRef
+	// (the host holding it), IPAddress and Network (the CIDR it was taken
+	// from, the launch's NETWORK) right after, before the launch.
+	AddressAsked bool   `json:"address_asked,omitempty"`
+	HostRef      string `json:"infoblox_ref,omitempty"`
+	IPAddress    string `json:"ip_address,omitempty"`
+	Network      string `json:"network_cidr,omitempty"`
 }
 
 func (e *Executor) now() time.Time {
@@ -202,11 +222,16 @@ func (e *Executor) create(ctx context.Context, c *calm.Client, j executor.Job, c
 			return executor.Result{}, classify(err)
 		}
 	}
-	return executor.Result{ResourceID: resourceID(op.ID), Attributes: attributes(app, cp.LaunchRequest)}, nil
+	attrs := attributes(app, cp.LaunchRequest)
+	if cp.HostRef != "" {
+		attrs["ip_address"], attrs["infoblox_ref"] = cp.IPAddress, cp.HostRef
+	}
+	return executor.Result{ResourceID: resourceID(op.ID), Attributes: attrs}, nil
 }
 
 // launch sends simple_launch, recording the intent before the call and
-// Calm's request id right after it.
+// Calm's request id right after it. An app on a network first gets its
+// address held in Infoblox (holdAddress), and launches with it.
 func (e *Executor) launch(ctx context.Context, c *calm.Client, j executor.Job, req api.CalmAppRequest, cp checkpoint) (executor.Result, error) {
 	op := j.Operation
 	bp, err := c.BlueprintByName(ctx, req.Project, req.Blueprint)
@@ -219,7 +244,12 @@ func (e *Executor) launch(ctx context.Context, c *calm.Client, j executor.Job, r
 	if !bp.Active() {
 		return executor.Result{}, executor.Permanent(fmt.Errorf("Calm blueprint %s in project %s is %s; only an ACTIVE blueprint launches", req.Blueprint, req.Project, bp.State))
 	}
-	vars, err := e.variables(ctx, j, req)
+	if holdsAddress(req) {
+		if err := e.holdAddress(ctx, j, req, &cp); err != nil {
+			return executor.Result{}, err
+		}
+	}
+	vars, err := e.variables(ctx, j, req, cp)
 	if err != nil {
 		return executor.Result{}, err
 	}
@@ -250,10 +280,11 @@ func (e *Executor) launch(ctx context.Context, c *calm.Client, j executor.Job, r
 	return executor.Result{}, executor.Wait(pollAfter(0), cp, "launch "+id+" sent")
 }
 
-// variables are the launch's runtime variables: the request's, its size
-// and network, its secrets (read from Vault with this step's sub-token),
-// and the request id.
-func (e *Executor) variables(ctx context.Context, j executor.Job, req api.CalmAppRequest) ([]calm.Variable, error) {
+// variables are the launch's runtime variables: the request's, its size,
+// its network and first address (the IP reservation's, or the one held in
+// Infoblox for it: cp), its secrets (read from Vault with this step's
+// sub-token), and the request id.
+func (e *Executor) variables(ctx context.Context, j executor.Job, req api.CalmAppRequest, cp checkpoint) ([]calm.Variable, error) {
 	set := map[string]string{}
 	for k, v := range req.Variables {
 		set[k] = v
@@ -264,24 +295,25 @@ func (e *Executor) variables(ctx context.Context, j executor.Job, req api.CalmAp
 	set[VarRequestID] = j.Operation.RequestID
 	switch {
 	case req.IPReservation != "":
-		ipr, err := e.Resource(ctx, api.KindIPReservation, req.IPReservation, j.Operation.OwnerEntityID)
-		if err != nil {
-			return nil, executor.Permanent(fmt.Errorf("ip_reservation %s: %w", req.IPReservation, err))
+		// The reservation as admission found it, and its network as the
+		// approving bundle revision resolved it (it cannot be deleted while
+		// this create is unfinished: admission refuses that, in-use).
+		ipr, ok := j.Operation.Approval.References["ip_reservation"]
+		if !ok || ipr.ID != req.IPReservation || ipr.NetworkCIDR == "" {
+			return nil, executor.Permanent(fmt.Errorf("operation %s carries no approved ip_reservation %s (admitted before this gateway recorded approvals); send the create again",
+				j.Operation.ID, req.IPReservation))
 		}
 		addr, _ := ipr.Attributes["ip_address"].(string)
-		var spec api.IPReservationRequest
-		_ = json.Unmarshal(ipr.Spec, &spec)
-		cidr, err := e.cidr(j.Operation.Bundle, spec.Network)
+		cidr, err := ipv4Network(ipr.NetworkCIDR)
 		if err != nil {
 			return nil, err
 		}
 		set[VarNetwork], set[VarIPAddress] = cidr, addr
 	default:
-		cidr, err := e.cidr(j.Operation.Bundle, req.Network)
-		if err != nil {
-			return nil, err
+		if cp.IPAddress == "" || cp.Network == "" {
+			return nil, fmt.Errorf("no address of network %s is held in Infoblox for app %s yet", req.Network, req.Name)
 		}
-		set[VarNetwork] = cidr
+		set[VarNetwork], set[VarIPAddress] = cp.Network, cp.IPAddress
 	}
 	if len(req.SecretVariables) > 0 {
 		secrets, err := j.Secrets(ctx)
@@ -311,14 +343,15 @@ func (e *Executor) variables(ctx context.Context, j executor.Job, req api.CalmAp
 	return vars, nil
 }
 
-func (e *Executor) cidr(bundle, network string) (string, error) {
-	cidr := network
-	if !strings.Contains(cidr, "/") {
-		var ok bool
-		if cidr, ok = e.NetworkCIDR(bundle, network); !ok {
-			return "", executor.Permanent(fmt.Errorf("bundle %s declares no network %q", bundle, network))
-		}
+func (e *Executor) cidr(op operations.Work, network string) (string, error) {
+	cidr, err := executor.ApprovedNetwork(op, network)
+	if err != nil {
+		return "", err
 	}
+	return ipv4Network(cidr)
+}
+
+func ipv4Network(cidr string) (string, error) {
 	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 		return "", executor.Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))
 	}
@@ -350,7 +383,9 @@ func (e *Executor) update(ctx context.Context, c *calm.Client, j executor.Job, c
 		return executor.Result{}, classify(err)
 	}
 	launch, _ := j.Resource.Attributes["launch_request_id"].(string)
-	return executor.Result{ResourceID: j.Resource.ID, Attributes: attributes(app, launch)}, nil
+	attrs := attributes(app, launch)
+	keepAddress(attrs, j.Resource.Attributes)
+	return executor.Result{ResourceID: j.Resource.ID, Attributes: attrs}, nil
 }
 
 // power brings app to the power state want ("" leaves it) with Calm's
@@ -388,11 +423,23 @@ func (e *Executor) power(ctx context.Context, c *calm.Client, j executor.Job, cp
 	return false, executor.Wait(time.Second, *cp, action+" sent")
 }
 
+// delete deletes the app, waits until Calm says deleted, then releases
+// the address sas held for it in Infoblox (none for an app on an IP
+// reservation: the reservation keeps it).
 func (e *Executor) delete(ctx context.Context, c *calm.Client, j executor.Job, cp checkpoint) (executor.Result, error) {
 	uuid, _ := j.Resource.Attributes["app_uuid"].(string)
 	done := executor.Result{ResourceID: j.Resource.ID, Deleted: true}
 	app, err := c.App(ctx, uuid)
 	if calm.IsNotFound(err) || (err == nil && app.Deleted()) {
+		if ref, _ := j.Resource.Attributes["infoblox_ref"].(string); ref != "" {
+			requestID := ""
+			if tags, ok := j.Resource.Attributes["tags"].(map[string]any); ok {
+				requestID, _ = tags["request_id"].(string)
+			}
+			if _, err := e.releaseAddress(ctx, j, requestID, j.Resource.Owner, ref); err != nil {
+				return executor.Result{}, classifyInfoblox(err)
+			}
+		}
 		return done, nil
 	}
 	if err != nil {
@@ -411,49 +458,6 @@ func (e *Executor) delete(ctx context.Context, c *calm.Client, j executor.Job, c
 	return executor.Result{}, executor.Wait(2*time.Second, cp, "app "+uuid+" deleting")
 }
 
-// Compensate deletes the app a failed create made (found by its uuid or
-// its request's tag) and drops the request's secrets from Vault.
-func (e *Executor) Compensate(ctx context.Context, j executor.Job) error {
-	if j.Operation.Action != api.ActionCreate {
-		return nil
-	}
-	if j.ForgetSecrets != nil {
-		if err := j.ForgetSecrets(ctx); err != nil {
-			return err
-		}
-	}
-	cp, err := loadCheckpoint(j)
-	if err != nil {
-		return err
-	}
-	req, err := request(j)
-	if err != nil {
-		return err
-	}
-	c, err := e.client(ctx, j)
-	if err != nil {
-		return err
-	}
-	uuid := cp.AppUUID
-	if uuid == "" {
-		app, err := c.AppByName(ctx, req.Project, req.Name)
-		if calm.IsNotFound(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if ParseTags(app.Description).RequestID != j.Operation.RequestID {
-			return nil // not ours: never touch it
-		}
-		uuid = app.UUID
-	}
-	if _, err := c.DeleteApp(ctx, uuid, false); err != nil && !calm.IsNotFound(err) {
-		return err
-	}
-	return nil
-}
-
 // Read fetches the app and reports drift against what sas recorded.
 func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []api.Drift, bool, error) {
 	c, err := e.client(ctx, j)
@@ -470,7 +474,15 @@ func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []
 	}
 	launch, _ := j.Resource.Attributes["launch_request_id"].(string)
 	attrs := attributes(app, launch)
+	keepAddress(attrs, j.Resource.Attributes)
 	var drift []api.Drift
+	if ref, _ := attrs["infoblox_ref"].(string); ref != "" {
+		d, err := e.addressDrift(ctx, j, attrs)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		drift = append(drift, d...)
+	}
 	want := Tags{Owner: j.Resource.Owner, Bundle: j.Resource.Bundle, Environment: j.Resource.Environment}
 	if tags, ok := j.Resource.Attributes["tags"].(map[string]any); ok {
 		want.RequestID, _ = tags["request_id"].(string)

@@ -19,21 +19,10 @@ import (
 var _ executor.Executor = (*Executor)(nil)
 
 // Executor provisions IP reservations as Infoblox host records.
-type Executor struct {
-	// NetworkCIDR resolves a network name the bundle declares to its CIDR.
-	NetworkCIDR func(bundle, name string) (string, bool)
-}
+type Executor struct{}
 
 func (e *Executor) client(ctx context.Context, j executor.Job) (*infoblox.Client, error) {
-	creds, err := j.Credentials(ctx, "infoblox")
-	if err != nil {
-		return nil, err
-	}
-	if creds.URL == "" {
-		return nil, executor.Permanent(fmt.Errorf("sas/%s/infoblox in Vault has no url", j.Operation.Environment))
-	}
-	return infoblox.New(infoblox.Config{URL: creds.URL, CACertPEM: []byte(creds.CACert),
-		Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
+	return j.Infoblox(ctx)
 }
 
 func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result, error) {
@@ -72,12 +61,9 @@ func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Jo
 	if len(existing) > 0 {
 		return reservationResult(op.ID, existing[0]), nil
 	}
-	cidr := req.Network
-	if !strings.Contains(cidr, "/") {
-		var ok bool
-		if cidr, ok = e.NetworkCIDR(op.Bundle, req.Network); !ok {
-			return executor.Result{}, executor.Permanent(fmt.Errorf("bundle %s declares no network %q", op.Bundle, req.Network))
-		}
+	cidr, err := executor.ApprovedNetwork(op, req.Network)
+	if err != nil {
+		return executor.Result{}, err
 	}
 	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 		return executor.Result{}, executor.Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))

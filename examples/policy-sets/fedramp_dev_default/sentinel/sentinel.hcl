@@ -1,4 +1,4 @@
-# Generated from policy bundle fedramp_dev_default (revision 2025.06.1) by `make docs`; do not edit.
+# Generated from policy bundle fedramp_dev_default (revision 2025.07.1) by `make docs`; do not edit.
 policy "sas" {
   source            = "./sas.sentinel"
   enforcement_level = "hard-mandatory"

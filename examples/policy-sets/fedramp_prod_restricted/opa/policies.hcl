@@ -1,4 +1,4 @@
-# Generated from policy bundle fedramp_prod_restricted (revision 2025.06.1) by `make docs`; do not edit.
+# Generated from policy bundle fedramp_prod_restricted (revision 2025.07.1) by `make docs`; do not edit.
 policy "sas" {
   query             = "data.terraform.policies.sas.deny"
   enforcement_level = "mandatory"

@@ -1,8 +1,9 @@
-# Generated from policy bundle fedramp_sbx_default (revision 2025.06.1) by `make docs`; do not edit.
+# Generated from policy bundle fedramp_sbx_default (revision 2025.07.1) by `make docs`; do not edit.
 #
 # Denies a plan whose sas_* resources the gateway's bundle fedramp_sbx_default would
-# refuse: the provider's environment, networks, DNS zones, blueprints,
-# modules and limits. The gateway decides again at apply; this makes a
+# refuse: the provider's environment, networks, DNS zones, blueprints and
+# their app profiles, modules, and limits (per VM and, for a Calm app's
+# profile's VMs together, per app). The gateway decides again at apply; this makes a
 # workspace fail at plan, in HCP Terraform's policy check, for the same reasons.
 package terraform.policies.sas
 
@@ -10,7 +11,7 @@ import rego.v1
 
 bundle := {
   "name": "fedramp_sbx_default",
-  "revision": "2025.06.1",
+  "revision": "2025.07.1",
   "environments": [
     "sbx"
   ],
@@ -37,6 +38,14 @@ bundle := {
     "linux-vm-sandbox",
     "web-stack-sandbox"
   ],
+  "profiles": {
+    "linux-vm-sandbox": {
+      "Default": 1
+    },
+    "web-stack-sandbox": {
+      "Default": 2
+    }
+  },
   "modules": {
     "platform/deploy-gate": [
       "1.0.0"
@@ -55,6 +64,9 @@ bundle := {
   "max_vcpus": 2,
   "max_memory_gib": 4,
   "max_disk_gib": 50,
+  "max_total_vcpus": 4,
+  "max_total_memory_gib": 8,
+  "max_total_disk_gib": 80,
   "max_aliases": 2
 }
 
@@ -129,6 +141,32 @@ deny contains msg if {
 	some field, limit in {"vcpus": bundle.max_vcpus, "memory_gib": bundle.max_memory_gib, "disk_gib": bundle.max_disk_gib}
 	rc.change.after.size[field] > limit
 	msg := sprintf("%s: size.%s %d is above bundle %s's limit of %d", [rc.address, field, rc.change.after.size[field], bundle.name, limit])
+}
+
+# A launch without a profile asks for Default.
+profile(rc) := p if {
+	p := rc.change.after.profile
+	is_string(p)
+	p != ""
+} else := "Default"
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	profiles := bundle.profiles[rc.change.after.blueprint]
+	not profiles[profile(rc)]
+	msg := sprintf("%s: bundle %s allows blueprint %s with profiles %v, not %q", [rc.address, bundle.name, rc.change.after.blueprint, sort(object.keys(profiles)), profile(rc)])
+}
+
+# The whole app: the profile's VMs times each VM's size.
+deny contains msg if {
+	some rc in changes
+	rc.type == "sas_calm_app"
+	vms := bundle.profiles[rc.change.after.blueprint][profile(rc)]
+	some field, limit in {"vcpus": bundle.max_total_vcpus, "memory_gib": bundle.max_total_memory_gib, "disk_gib": bundle.max_total_disk_gib}
+	is_number(rc.change.after.size[field])
+	vms * rc.change.after.size[field] > limit
+	msg := sprintf("%s: profile %s of blueprint %s runs %d VMs, so size.%s %d is %d in all, above bundle %s's limit of %d per app", [rc.address, profile(rc), rc.change.after.blueprint, vms, field, rc.change.after.size[field], vms * rc.change.after.size[field], bundle.name, limit])
 }
 
 deny contains msg if {

@@ -21,9 +21,15 @@ variable "release" {
 }
 
 variable "settle" {
-  description = "How long the release must settle before the gate opens (a duration such as 30s or 5m)."
+  description = "How long the release must settle before the gate opens: at most 120s, in seconds or minutes (30s, 90s, 2m)."
   type        = string
   default     = "30s"
+  # A run holds a worker while it waits: the wait is bounded well inside
+  # the module_run step timeout.
+  validation {
+    condition     = can(regex("^(([0-9]|[1-9][0-9]|1[01][0-9]|120)s|[12]m|1m([0-9]|[1-5][0-9])s|2m0s)$", var.settle))
+    error_message = "settle must be a duration of at most 120s, in seconds or minutes, such as 30s, 90s, 1m30s or 2m."
+  }
 }
 
 resource "terraform_data" "release" {

@@ -1,6 +1,9 @@
 # platform/secret-rotation 1.0.0: a rotation schedule for a service secret.
 # The secret itself is an input marked secret in the catalog: it reaches
-# Terraform through the environment only, and only its fingerprint is kept.
+# Terraform through the environment only. Nothing derived from it is kept
+# in the state or given as an output (a bare hash of a secret can be brute
+# forced by whoever reads it); the gateway reports a keyed fingerprint of
+# each secret input with the run (secret_input_fingerprints).
 # Runs offline: terraform_data and hashicorp/time only.
 terraform {
   required_version = ">= 1.5"
@@ -41,8 +44,15 @@ resource "time_rotating" "schedule" {
   rotation_days = var.rotation_days
 }
 
-resource "terraform_data" "fingerprint" {
-  input = sha256(var.initial_secret)
+# The rotation's record: where a module with a secret store would write
+# the secret, this offline one notes the schedule — and nothing derived
+# from the secret. Its input changes in place; nothing is replaced.
+resource "terraform_data" "rotation" {
+  input = {
+    service    = var.service
+    rotated_at = time_rotating.schedule.rfc3339
+    rotates_at = time_rotating.schedule.rotation_rfc3339
+  }
 }
 
 output "rotates_at" {
@@ -50,8 +60,7 @@ output "rotates_at" {
   value       = time_rotating.schedule.rotation_rfc3339
 }
 
-output "secret_fingerprint" {
-  description = "SHA-256 of the initial secret."
-  value       = terraform_data.fingerprint.output
-  sensitive   = true
+output "rotated_at" {
+  description = "When the schedule last rotated (RFC 3339): it changes with each rotation. Not derived from the secret; the gateway reports a keyed fingerprint of the secret itself."
+  value       = time_rotating.schedule.rfc3339
 }

@@ -1,4 +1,4 @@
-# Generated from policy bundle fedramp_dev_default (revision 2025.06.1) by `make docs`; do not edit.
+# Generated from policy bundle fedramp_dev_default (revision 2025.07.1) by `make docs`; do not edit.
 mock "tfplan/v2" {
   module {
     source = "mock-tfplan-pass.sentinel"
