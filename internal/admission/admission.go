@@ -285,6 +285,12 @@ func (g *Gate) Admit(ctx context.Context, req Request) (Admission, error) {
 			OwnerEntityID: req.Caller.EntityID, Owner: req.Caller.Owner, Bundle: bundle, Environment: env,
 			RequestID: req.RequestID, DecisionID: d.DecisionID, IdempotencyKey: req.IdempotencyKey, Request: canonical,
 			Approval: approval}
+		for _, ref := range api.ResourceRefs(req.Kind, req.Action, body) {
+			a.Work.Refers = append(a.Work.Refers, operations.Ref{Kind: ref.Kind, ID: ref.Value})
+		}
+		if k, ok := api.KindByName(req.Kind); ok {
+			a.Work.MaxUnfinished = k.Settings.MaxUnfinishedPerCaller
+		}
 		if obj, ok := body.(api.NaturalKeyed); ok && req.Action == Create {
 			a.Work.Object = obj
 		}
@@ -368,6 +374,11 @@ func (g *Gate) cancellable(ctx context.Context, op api.Operation) error {
 	if operations.Terminal(op.State) {
 		return refuse(Finished(op.ID, op.State))
 	}
+	if op.State == api.OperationRunning && op.Action != Create {
+		// What an update or delete changed is not put back by compensation:
+		// once a step started, a cancel would be answered and not honoured.
+		return refuse(CannotStopNow(op))
+	}
 	if op.State == api.OperationRunning && !api.CancelsWhileRunning(op.Kind) {
 		w, err := g.Book.Load(ctx, op.ID)
 		if err != nil {
@@ -389,8 +400,8 @@ func Finished(id, state string) api.Problem {
 // CannotStopNow is the answer to a cancel of a step its kind cannot stop midway.
 func CannotStopNow(op api.Operation) api.Problem {
 	return api.Problem{Type: api.ProblemCannotCancel, Title: "Operation cannot be stopped now", Status: http.StatusConflict,
-		Detail: fmt.Sprintf("operation %s (%s %s) is running a step that cannot be stopped midway without leaving what it applied half-done; "+
-			"wait for it to end (GET /v1/operations/%s), then delete what it made if you do not want it", op.ID, op.Action, op.Kind, op.ID)}
+		Detail: fmt.Sprintf("operation %s (%s %s) has started, and what it does cannot be stopped midway or put back by a cancel; "+
+			"wait for it to end (GET /v1/operations/%s), then undo what it did if you do not want it", op.ID, op.Action, op.Kind, op.ID)}
 }
 
 // decode is the body of a create, update or delete: strictly decoded and
@@ -454,6 +465,9 @@ func (g *Gate) checkReferences(ctx context.Context, req Request, v api.Validator
 		if res.Bundle != req.Bundle || res.Environment != req.Environment {
 			return api.Invalid(req.BodyPrefix+ref.Path, "%s %s was made under bundle %s in environment %s; a %s here can use only what this bundle made in %s",
 				ref.Kind, res.ID, res.Bundle, res.Environment, req.Kind, req.Environment)
+		}
+		if err := g.notBeingDeleted(ctx, ref.Kind, ref.Value); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -34,11 +34,21 @@ func (g *Gate) approve(ctx context.Context, req Request, body api.Validator, app
 			approval.References = map[string]api.ApprovedReference{}
 		}
 		approved := api.ApprovedReference{Kind: ref.Kind, ID: res.ID, Attributes: res.Attributes}
-		if spec := api.NewRequestBody(ref.Kind, api.ActionCreate); spec != nil && json.Unmarshal(res.Spec, spec) == nil {
+		// The network it was made in, as its own create was approved; a
+		// resource from before approvals were kept is resolved now.
+		if cidr, _ := res.Attributes["network_cidr"].(string); cidr != "" {
+			approved.NetworkCIDR = cidr
+		} else if spec := api.NewRequestBody(ref.Kind, api.ActionCreate); spec != nil && json.Unmarshal(res.Spec, spec) == nil {
 			for _, name := range api.NetworkRefs(ref.Kind, api.ActionCreate, spec) {
 				if approved.NetworkCIDR, err = g.networkCIDR(bundle, revision, name); err != nil {
 					return approval, err
 				}
+			}
+		}
+		if addr, _ := res.Attributes["ip_address"].(string); addr != "" && approved.NetworkCIDR != "" {
+			if !cidrHolds(approved.NetworkCIDR, addr) {
+				return approval, api.Invalid(req.BodyPrefix+ref.Path, "%s %s holds %s, which is not in its network %s; re-create it",
+					ref.Kind, res.ID, addr, approved.NetworkCIDR)
 			}
 		}
 		approval.References[ref.Path[1:]] = approved
@@ -62,4 +72,10 @@ func (g *Gate) networkCIDR(bundle, revision, name string) (string, error) {
 	}
 	return "", refuse(api.Problem{Type: api.ProblemUnavailable, Title: "Network not resolved", Status: http.StatusServiceUnavailable,
 		Detail: fmt.Sprintf("network %q has no CIDR in revision %s of bundle %s, which allowed this request (reloaded just now?); nothing was done — send the request again", name, revision, bundle)})
+}
+
+func cidrHolds(cidr, addr string) bool {
+	p, err := netip.ParsePrefix(cidr)
+	a, aerr := netip.ParseAddr(addr)
+	return err == nil && aerr == nil && p.Contains(a)
 }

@@ -3,7 +3,6 @@ package admission
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -91,7 +90,16 @@ func (g *Gate) Commit(ctx context.Context, a Admission, rec Recorder) (Committed
 	ctx, cancel := detached(ctx)
 	defer cancel()
 	op, got, err := g.Book.Create(ctx, n)
-	if err != nil {
+	var inUseErr *operations.InUseError
+	var limitErr *operations.CallerLimitError
+	switch {
+	case errors.As(err, &inUseErr): // a concurrent request got there first
+		rec.FollowUp(ctx, http.StatusConflict, "operation not stored: "+truncate(err.Error(), 300))
+		return Committed{}, refuse(inUse(inUseErr))
+	case errors.As(err, &limitErr):
+		rec.FollowUp(ctx, http.StatusTooManyRequests, "operation not stored: "+truncate(err.Error(), 300))
+		return Committed{}, refuse(tooMany(limitErr))
+	case err != nil:
 		if g.Logger != nil {
 			g.Logger.Error("operation not stored after an allow was audited", "request_id", n.RequestID, "error", err)
 		}
@@ -140,9 +148,12 @@ func (g *Gate) CommitCancel(ctx context.Context, a Admission, ownerEntityID stri
 	defer cancel()
 	var op api.Operation
 	var err error
-	if api.CancelsWhileRunning(target.Kind) {
+	switch {
+	case target.Action != Create: // an update or delete: only before it starts
+		op, err = g.Book.RequestCancelBeforeStart(ctx, target.ID, ownerEntityID)
+	case api.CancelsWhileRunning(target.Kind): // the step's end undoes the create
 		op, err = g.Book.RequestCancel(ctx, target.ID, ownerEntityID)
-	} else {
+	default:
 		op, err = g.Book.RequestCancelBetweenSteps(ctx, target.ID, ownerEntityID)
 	}
 	var done *operations.TerminalError
@@ -177,23 +188,27 @@ func outcomeText(o operations.Outcome, id string) string {
 	return "accepted as " + id
 }
 
-// withinCallerLimit refuses a new operation of a kind whose callers may
-// have only so many unfinished (Settings.MaxUnfinishedPerCaller) when this
-// caller has that many: 429, saying which and how many. A replayed or
-// joined request is not a new operation and is never refused by it.
+// withinCallerLimit refuses, before anything is audited as accepted, a
+// new operation of a kind whose callers may have only so many unfinished
+// (Settings.MaxUnfinishedPerCaller) when this caller has that many: 429,
+// saying which and how many. Create checks it again under a lock, so
+// concurrent requests cannot slip past it together. A replayed or joined
+// request is not a new operation and is never refused by it.
 func (g *Gate) withinCallerLimit(ctx context.Context, n operations.New) error {
-	k, ok := api.KindByName(n.Kind)
-	if !ok || k.Settings.MaxUnfinishedPerCaller <= 0 {
+	if n.MaxUnfinished <= 0 {
 		return nil
 	}
 	count, err := g.Book.CountUnfinished(ctx, n.Kind, n.OwnerEntityID)
 	if err != nil {
 		return err
 	}
-	if count < k.Settings.MaxUnfinishedPerCaller {
+	if count < n.MaxUnfinished {
 		return nil
 	}
-	return refuse(api.Problem{Type: api.ProblemTooManyUnfinished, Title: "Too many unfinished operations", Status: http.StatusTooManyRequests,
-		Detail: fmt.Sprintf("you have %d unfinished %s operations, the most one caller may have at once; wait for one to end (GET /v1/operations/{id}) and send this again",
-			count, n.Kind)})
+	return refuse(tooMany(&operations.CallerLimitError{Kind: n.Kind, Count: count, Max: n.MaxUnfinished}))
+}
+
+func tooMany(e *operations.CallerLimitError) api.Problem {
+	return api.Problem{Type: api.ProblemTooManyUnfinished, Title: "Too many unfinished operations", Status: http.StatusTooManyRequests,
+		Detail: e.Error() + " (GET /v1/operations/{id})."}
 }

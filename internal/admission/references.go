@@ -2,10 +2,7 @@ package admission
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/operations"
@@ -17,40 +14,27 @@ import (
 // the app holds it, and given to the next caller. References are always of
 // the same owner (checkReferences), so only the owner's resources are read.
 func (g *Gate) notInUse(ctx context.Context, target operations.Resource) error {
-	var users []string
-	for _, ref := range api.ReferrersOf(target.Kind) {
-		rs, err := g.Book.ListResources(ctx, ref.Kind, target.OwnerEntityID)
-		if err != nil {
-			return err
-		}
-		for _, r := range rs {
-			if refersTo(r.Spec, ref.Field, target.ID) {
-				users = append(users, fmt.Sprintf("%s %s", ref.Kind, r.ID))
-			}
-		}
-		unfinished, err := g.Book.UnfinishedOf(ctx, ref.Kind, target.OwnerEntityID)
-		if err != nil {
-			return err
-		}
-		for _, w := range unfinished {
-			if w.Action == api.ActionCreate && refersTo(w.Request, ref.Field, target.ID) {
-				users = append(users, fmt.Sprintf("the %s being created by operation %s", ref.Kind, w.ID))
-			}
-		}
+	users, err := g.Book.UsersOf(ctx, target.Kind, target.ID, target.OwnerEntityID)
+	if err != nil {
+		return err
 	}
 	if len(users) == 0 {
 		return nil
 	}
-	return refuse(api.Problem{Type: api.ProblemInUse, Title: "Resource in use", Status: http.StatusConflict,
-		Detail: fmt.Sprintf("%s %s is used by %s; delete that first (its address would otherwise be freed while it holds it). Nothing was done.",
-			target.Kind, target.ID, strings.Join(users, ", "))})
+	return refuse(inUse(&operations.InUseError{Kind: target.Kind, ID: target.ID, Users: users}))
 }
 
-func refersTo(spec []byte, field, id string) bool {
-	var m map[string]any
-	if json.Unmarshal(spec, &m) != nil {
-		return false
+// notBeingDeleted refuses a request naming a resource whose delete is
+// under way: it would start using what is about to be freed.
+func (g *Gate) notBeingDeleted(ctx context.Context, kind, id string) error {
+	by, err := g.Book.BeingDeletedBy(ctx, kind, id)
+	if err != nil || by == "" {
+		return err
 	}
-	v, _ := m[field].(string)
-	return v == id
+	return refuse(inUse(&operations.InUseError{Kind: kind, ID: id, BeingDeletedBy: by}))
+}
+
+// inUse is the answer to either.
+func inUse(e *operations.InUseError) api.Problem {
+	return api.Problem{Type: api.ProblemInUse, Title: "Resource in use", Status: http.StatusConflict, Detail: e.Error() + ". Nothing was done."}
 }

@@ -25,6 +25,17 @@ func (e *StepRunningError) Error() string {
 // step starting at the same moment either sees the cancel or makes it fail
 // with *StepRunningError — never runs to success under an accepted cancel.
 func (b *Book) RequestCancelBetweenSteps(ctx context.Context, id, ownerEntityID string) (api.Operation, error) {
+	return b.requestCancelUnlessRunning(ctx, id, ownerEntityID, false)
+}
+
+// RequestCancelBeforeStart is RequestCancel for an operation nothing can
+// undo once a step started (an update or delete: its compensation does not
+// put back what it changed): stored only while it is pending.
+func (b *Book) RequestCancelBeforeStart(ctx context.Context, id, ownerEntityID string) (api.Operation, error) {
+	return b.requestCancelUnlessRunning(ctx, id, ownerEntityID, true)
+}
+
+func (b *Book) requestCancelUnlessRunning(ctx context.Context, id, ownerEntityID string, beforeStart bool) (api.Operation, error) {
 	var op api.Operation
 	err := b.st.WriteTx(ctx, func(ctx context.Context, q store.Querier) error {
 		var entity, state string
@@ -39,7 +50,7 @@ func (b *Book) RequestCancelBetweenSteps(ctx context.Context, id, ownerEntityID 
 		if Terminal(state) {
 			return &TerminalError{ID: id, State: state}
 		}
-		if state == api.OperationRunning && waiting == 0 {
+		if state == api.OperationRunning && (waiting == 0 || beforeStart) {
 			return &StepRunningError{ID: id}
 		}
 		if _, err := q.ExecContext(ctx, `UPDATE operations SET cancel_requested = 1, updated_ns = $1 WHERE id = $2`, time.Now().UnixNano(), id); err != nil {
@@ -64,12 +75,4 @@ func (b *Book) MarkEnding(ctx context.Context, id, state, cause string) error {
 	_, err := b.st.DB.ExecContext(ctx, `UPDATE operations SET ending = $1, error = $2, updated_ns = $3 WHERE id = $4`,
 		state+":"+cause, cause, time.Now().UnixNano(), id)
 	return err
-}
-
-// CountUnfinished counts the unfinished operations of kind that ownerEntityID made.
-func (b *Book) CountUnfinished(ctx context.Context, kind, ownerEntityID string) (int, error) {
-	var n int
-	err := b.st.DB.QueryRowContext(ctx, `SELECT count(*) FROM operations WHERE kind = $1 AND owner_entity_id = $2 AND state IN ($3, $4)`,
-		kind, ownerEntityID, api.OperationPending, api.OperationRunning).Scan(&n)
-	return n, err
 }

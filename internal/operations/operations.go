@@ -45,6 +45,12 @@ type New struct {
 	// Approval is what admission resolved from the approving bundle
 	// revision; the executor runs exactly that.
 	Approval api.Approval
+	// Refers are the resources the request names (guarded: none may be
+	// being deleted); MaxUnfinished bounds the caller's unfinished
+	// operations of the kind (0: no bound). Both are checked in the
+	// transaction that stores a new operation.
+	Refers        []Ref
+	MaxUnfinished int
 }
 
 // Book stores operations in the gateway's database.
@@ -66,6 +72,9 @@ func (b *Book) Create(ctx context.Context, n New) (op api.Operation, outcome Out
 		if err := b.lockKeys(ctx, q, n); err != nil {
 			return err
 		}
+		if err := b.lockGuards(ctx, q, n); err != nil {
+			return err
+		}
 		res, err := resolve(ctx, q, n, hash)
 		if err != nil {
 			return err
@@ -77,6 +86,9 @@ func (b *Book) Create(ctx context.Context, n New) (op api.Operation, outcome Out
 			return nil
 		case Adopted:
 			op, err = adopt(ctx, q, n, hash, res.Resource)
+			return err
+		}
+		if err := guard(ctx, q, n); err != nil {
 			return err
 		}
 		id := newID()

@@ -289,6 +289,15 @@ func (e *Executor) variables(ctx context.Context, j executor.Job, req api.CalmAp
 	for k, v := range req.Variables {
 		set[k] = v
 	}
+	// The variables sas sets itself say what was approved (size, address,
+	// request tag): a caller's variable, secret or not, never replaces one.
+	for _, k := range []string{VarVCPUs, VarMemoryGiB, VarDiskGiB, VarNetwork, VarIPAddress, VarRequestID} {
+		_, clear := req.Variables[k]
+		_, secret := req.SecretVariables[k]
+		if clear || secret {
+			return nil, executor.Permanent(fmt.Errorf("variable %s is set by sas from the approved request; a launch cannot set it", k))
+		}
+	}
 	set[VarVCPUs] = strconv.Itoa(req.Size.VCPUs)
 	set[VarMemoryGiB] = strconv.Itoa(req.Size.MemoryGiB)
 	set[VarDiskGiB] = strconv.Itoa(req.Size.DiskGiB)

@@ -14,6 +14,7 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
 	"github.com/sas-platform/terraform-provider-sas/internal/executor"
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 )
 
 var _ executor.Executor = (*Executor)(nil)
@@ -58,12 +59,12 @@ func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Jo
 	if err != nil {
 		return executor.Result{}, classify(err)
 	}
-	if len(existing) > 0 {
-		return reservationResult(op.ID, existing[0]), nil
-	}
 	cidr, err := executor.ApprovedNetwork(op, req.Network)
 	if err != nil {
 		return executor.Result{}, err
+	}
+	if len(existing) > 0 {
+		return reservationResult(op.ID, existing[0], cidr), nil
 	}
 	if p, err := netip.ParsePrefix(cidr); err != nil || !p.Addr().Is4() {
 		return executor.Result{}, executor.Permanent(fmt.Errorf("network %q is not an IPv4 network", cidr))
@@ -83,7 +84,7 @@ func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Jo
 	if err != nil {
 		return executor.Result{}, classify(err)
 	}
-	return reservationResult(op.ID, host), nil
+	return reservationResult(op.ID, host, cidr), nil
 }
 
 // takenName describes the host that holds fqdn in Infoblox already.
@@ -122,7 +123,7 @@ func (e *Executor) update(ctx context.Context, c *infoblox.Client, j executor.Jo
 	if err != nil {
 		return executor.Result{}, classify(err)
 	}
-	res := reservationResult(j.Operation.ID, host)
+	res := reservationResult(j.Operation.ID, host, networkOf(j.Resource))
 	res.ResourceID = j.Resource.ID
 	return res, nil
 }
@@ -179,10 +180,18 @@ func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []
 			drift = append(drift, api.Drift{Field: field, Want: w, Got: got})
 		}
 	}
-	return reservationResult(j.Operation.ID, host).Attributes, drift, false, nil
+	return reservationResult(j.Operation.ID, host, networkOf(j.Resource)).Attributes, drift, false, nil
 }
 
-func reservationResult(opID string, h infoblox.Host) executor.Result {
+// networkOf is the network a reservation was made in, as its create was
+// approved (the CIDR, kept so whatever uses its address later gets the
+// same network, however the bundle names networks by then).
+func networkOf(r *operations.Resource) string {
+	cidr, _ := r.Attributes["network_cidr"].(string)
+	return cidr
+}
+
+func reservationResult(opID string, h infoblox.Host, networkCIDR string) executor.Result {
 	tags, _ := h.Tags()
 	aliases := h.Aliases
 	if aliases == nil {
@@ -192,7 +201,7 @@ func reservationResult(opID string, h infoblox.Host) executor.Result {
 		ResourceID: "ipr-" + strings.TrimPrefix(opID, "op-"),
 		Attributes: map[string]any{
 			"ip_address": h.IPv4(), "fqdn": h.Name, "ref": h.Ref, "dns_view": h.View, "network_view": h.NetworkView,
-			"mac": h.MAC(), "aliases": aliases, "comment": h.Comment,
+			"mac": h.MAC(), "aliases": aliases, "comment": h.Comment, "network_cidr": networkCIDR,
 			"tags": map[string]any{"owner": tags.Owner, "request_id": tags.RequestID, "bundle": tags.Bundle, "environment": tags.Environment, "managed": true},
 		},
 	}
