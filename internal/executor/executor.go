@@ -157,3 +157,17 @@ func (j Job) Infoblox(ctx context.Context) (*infoblox.Client, error) {
 	return infoblox.New(infoblox.Config{URL: creds.URL, CACertPEM: []byte(creds.CACert),
 		Credentials: infoblox.Credentials{Username: creds.Username, Password: creds.Password}})
 }
+
+// InfobloxError keeps the grid's message and decides whether retrying
+// helps; a grid that said when to come back (Retry-After) is asked again
+// no sooner.
+func InfobloxError(err error) error {
+	if !infoblox.IsTransient(err) {
+		return Permanent(err)
+	}
+	var apiErr *infoblox.APIError
+	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
+		return &RetryAfterError{Err: err, After: apiErr.RetryAfter}
+	}
+	return err
+}

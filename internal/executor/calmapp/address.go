@@ -2,7 +2,6 @@ package calmapp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -60,7 +59,7 @@ func (e *Executor) holdAddress(ctx context.Context, j executor.Job, req api.Calm
 		case err == nil && h.IPv4() == cp.IPAddress:
 			return nil
 		case err != nil && !infoblox.IsNotFound(err):
-			return classifyInfoblox(err)
+			return executor.InfobloxError(err)
 		}
 		// Deleted or changed outside sas before the launch: hold another.
 		e.note(ctx, j, fmt.Sprintf("the Infoblox host %s holding %s for this app is gone or changed; holding another address", cp.HostRef, cp.IPAddress))
@@ -75,7 +74,7 @@ func (e *Executor) holdAddress(ctx context.Context, j executor.Job, req api.Calm
 		// An earlier step asked and may have died before saving the answer.
 		held, err := heldHosts(ctx, ib, op.RequestID, op.Owner)
 		if err != nil {
-			return classifyInfoblox(err)
+			return executor.InfobloxError(err)
 		}
 		if len(held) > 0 {
 			host = &held[0]
@@ -96,7 +95,7 @@ func (e *Executor) holdAddress(ctx context.Context, j executor.Job, req api.Calm
 			return executor.Permanent(fmt.Errorf("network %s (%s) has no free address left in Infoblox for app %s: %w", req.Network, cidr, req.Name, err))
 		}
 		if err != nil {
-			return classifyInfoblox(err)
+			return executor.InfobloxError(err)
 		}
 		host = &h
 	}
@@ -220,7 +219,7 @@ func (e *Executor) addressDrift(ctx context.Context, j executor.Job, attrs map[s
 		return append(drift, api.Drift{Field: "infoblox_ref", Want: ref, Got: ""}), nil
 	}
 	if err != nil {
-		return nil, classifyInfoblox(err)
+		return nil, executor.InfobloxError(err)
 	}
 	for _, d := range hostDrift {
 		if d.Kind == infoblox.DriftMoved {
@@ -234,17 +233,4 @@ func (e *Executor) addressDrift(ctx context.Context, j executor.Job, attrs map[s
 	}
 	attrs["infoblox_ref"], attrs["ip_address"] = h.Ref, h.IPv4()
 	return drift, nil
-}
-
-// classifyInfoblox keeps the grid's message and decides whether retrying
-// helps; a grid that said when to come back is asked again no sooner.
-func classifyInfoblox(err error) error {
-	if !infoblox.IsTransient(err) {
-		return executor.Permanent(err)
-	}
-	var apiErr *infoblox.APIError
-	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
-		return &executor.RetryAfterError{Err: err, After: apiErr.RetryAfter}
-	}
-	return err
 }

@@ -446,7 +446,7 @@ func (e *Executor) delete(ctx context.Context, c *calm.Client, j executor.Job, c
 				requestID, _ = tags["request_id"].(string)
 			}
 			if _, err := e.releaseAddress(ctx, j, requestID, j.Resource.Owner, ref); err != nil {
-				return executor.Result{}, classifyInfoblox(err)
+				return executor.Result{}, executor.InfobloxError(err)
 			}
 		}
 		return done, nil

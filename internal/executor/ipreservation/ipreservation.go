@@ -6,7 +6,6 @@ package ipreservation
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -40,7 +39,7 @@ func (e *Executor) Execute(ctx context.Context, j executor.Job) (executor.Result
 	case api.ActionDelete:
 		ref, _ := j.Resource.Attributes["ref"].(string)
 		if err := c.DeleteHost(ctx, ref); err != nil && !infoblox.IsNotFound(err) {
-			return executor.Result{}, classify(err)
+			return executor.Result{}, executor.InfobloxError(err)
 		}
 		return executor.Result{ResourceID: j.Resource.ID, Deleted: true}, nil
 	}
@@ -57,7 +56,7 @@ func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Jo
 	// recording it: the request id tag finds it, so a retry never allocates twice.
 	existing, err := c.FindHostsByEA(ctx, infoblox.AttrRequestID, op.RequestID)
 	if err != nil {
-		return executor.Result{}, classify(err)
+		return executor.Result{}, executor.InfobloxError(err)
 	}
 	cidr, err := executor.ApprovedNetwork(op, req.Network)
 	if err != nil {
@@ -82,7 +81,7 @@ func (e *Executor) create(ctx context.Context, c *infoblox.Client, j executor.Jo
 		return executor.Result{}, executor.Permanent(takenName(ctx, c, fqdn, req.DNSView, op.Owner, err))
 	}
 	if err != nil {
-		return executor.Result{}, classify(err)
+		return executor.Result{}, executor.InfobloxError(err)
 	}
 	return reservationResult(op.ID, host, cidr), nil
 }
@@ -121,7 +120,7 @@ func (e *Executor) update(ctx context.Context, c *infoblox.Client, j executor.Jo
 		return executor.Result{}, executor.Permanent(fmt.Errorf("the host record %s was deleted outside sas; delete and re-create the reservation", ref))
 	}
 	if err != nil {
-		return executor.Result{}, classify(err)
+		return executor.Result{}, executor.InfobloxError(err)
 	}
 	res := reservationResult(j.Operation.ID, host, networkOf(j.Resource))
 	res.ResourceID = j.Resource.ID
@@ -165,7 +164,7 @@ func (e *Executor) Read(ctx context.Context, j executor.Job) (map[string]any, []
 		return nil, nil, true, nil
 	}
 	if err != nil {
-		return nil, nil, false, classify(err)
+		return nil, nil, false, executor.InfobloxError(err)
 	}
 	want := infoblox.Tags{Owner: j.Resource.Owner, Bundle: j.Resource.Bundle, Environment: j.Resource.Environment}
 	if tags, ok := j.Resource.Attributes["tags"].(map[string]any); ok {
@@ -205,17 +204,4 @@ func reservationResult(opID string, h infoblox.Host, networkCIDR string) executo
 			"tags": map[string]any{"owner": tags.Owner, "request_id": tags.RequestID, "bundle": tags.Bundle, "environment": tags.Environment, "managed": true},
 		},
 	}
-}
-
-// classify keeps the downstream message and decides whether retrying helps;
-// a grid that said when to come back (Retry-After) is asked again no sooner.
-func classify(err error) error {
-	if !infoblox.IsTransient(err) {
-		return executor.Permanent(err)
-	}
-	var apiErr *infoblox.APIError
-	if errors.As(err, &apiErr) && apiErr.RetryAfter > 0 {
-		return &executor.RetryAfterError{Err: err, After: apiErr.RetryAfter}
-	}
-	return err
 }
