@@ -1177,7 +1177,7 @@ func TestModuleRunSecretsLeaveNoTrace(t *testing.T) {
 		r := startModuleRig(t, func(c *server.Config) { c.WorkersPerKind = 1 })
 		gater := env.Caller(t, vaultsetup.CallerSpec{Entity: "leak-gate-holder", Bundles: []string{sbx}})
 		holder := decodeOp(t, r.do(call{method: "POST", path: "/v1/module-runs", token: gater, bundle: sbx, env: "sbx",
-			body: `{"name":"hold-the-worker","module":"platform/deploy-gate","version":"1.0.0","inputs":{"release":"v1","settle":"40s"}}`}))
+			body: `{"name":"hold-the-worker","module":"platform/deploy-gate","version":"1.0.0","inputs":{"release":"v1","settle":"20s"}}`}))
 		waitFor(t, "the gate holding the worker to run", func() bool {
 			op, _ := r.gw.Gateway.OperationFor(holder.ID)
 			return op.State == api.OperationRunning
@@ -1295,7 +1295,7 @@ func TestCalmAppSecretsLeaveNoTrace(t *testing.T) {
 		r := startLeakRig(t, "calm-apps", func(c *server.Config) { c.WorkersPerKind = 1 })
 		// Calm answers slowly while the holder's step waits on it: the
 		// environment's one Calm worker is held.
-		sim.SetLatency(20 * time.Second)
+		sim.SetLatency(12 * time.Second)
 		holderTok := env.Caller(t, vaultsetup.CallerSpec{Entity: "leak-calm-holder", Bundles: []string{sbx}})
 		holder := decodeOp(t, r.do(call{method: "POST", path: "/v1/calm-apps", token: holderTok, bundle: sbx, env: "sbx",
 			body: `{"name":"hold-the-worker","project":"sas-sbx","blueprint":"linux-vm-sandbox","network":"sbx-app","size":{"vcpus":1,"memory_gib":2,"disk_gib":20}}`}))

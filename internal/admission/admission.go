@@ -341,6 +341,9 @@ func (g *Gate) operation(ctx context.Context, req Request) (api.Operation, *oper
 			Detail: fmt.Sprintf("operation %s was admitted under bundle %s; your token does not carry Vault policy sas-bundle-%s, "+
 				"so it may not %s it (it is bound to: %s)", op.ID, op.Bundle, op.Bundle, verb(req.Action), listOrNone(req.Caller.Bundles))})
 	}
+	if req.Action != Cancel {
+		return op, nil, nil // a read of the operation is judged without its resource (polled often: no extra read)
+	}
 	resourceID := op.TargetID
 	if resourceID == "" && op.Result != nil {
 		resourceID, _ = op.Result["resource_id"].(string)
