@@ -1,9 +1,9 @@
 // Package admission is boundary ②, once: every caller-facing action —
 // create, update, delete, read, refresh, list, an operation's status, its
-// log, its cancellation, and the dry run of any of them — is admitted or
-// refused here, by one function taking plain values and returning plain
-// values. The HTTP handlers (and any other interface: an agent's tool call)
-// are adapters around it.
+// log, its cancellation, and the dry run of a create, read, update or
+// delete — is admitted or refused here, by one function taking plain
+// values and returning plain values. The HTTP handlers (and any other
+// interface: an agent's tool call) are adapters around it.
 //
 // The rules it keeps, for every action:
 //   - an existing resource or operation is judged in its own bundle and
