@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
 	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
@@ -15,23 +16,29 @@ import (
 	"github.com/sas-platform/terraform-provider-sas/server"
 )
 
+// waitOperation waits for an operation to end, then reads it as its
+// caller does (GET, judged and audited). The waiting itself reads the
+// store: polling through the gate every 50ms would spend the CPU the
+// operations under test need (each read is a policy decision and an
+// audit record).
 func waitOperation(t *testing.T, gw *testenv.Gateway, tok, id string) api.Operation {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		a := do(t, gw, call{method: "GET", path: "/v1/operations/" + id, token: tok})
-		var op api.Operation
-		if err := json.Unmarshal(a.body, &op); err != nil || a.status != 200 {
-			t.Fatalf("operation %s: %d %s", id, a.status, a.body)
-		}
-		switch op.State {
-		case api.OperationSucceeded, api.OperationFailed, api.OperationCancelled:
-			return op
+		if op, err := gw.Gateway.OperationFor(id); err == nil && operations.Terminal(op.State) {
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("operation %s not finished after 60s", id)
-	return api.Operation{}
+	a := do(t, gw, call{method: "GET", path: "/v1/operations/" + id, token: tok})
+	var op api.Operation
+	if err := json.Unmarshal(a.body, &op); err != nil || a.status != 200 {
+		t.Fatalf("operation %s: %d %s", id, a.status, a.body)
+	}
+	if !operations.Terminal(op.State) {
+		t.Fatalf("operation %s not finished after 60s: %+v", id, op)
+	}
+	return op
 }
 
 func decodeOp(t *testing.T, a answer) api.Operation {
