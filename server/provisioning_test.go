@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/sas-platform/terraform-provider-sas/internal/api"
-	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/audit"
 	"github.com/sas-platform/terraform-provider-sas/internal/infoblox"
+	"github.com/sas-platform/terraform-provider-sas/internal/operations"
 	"github.com/sas-platform/terraform-provider-sas/internal/testenv"
 	"github.com/sas-platform/terraform-provider-sas/internal/vaultsetup"
 	"github.com/sas-platform/terraform-provider-sas/server"
