@@ -57,6 +57,11 @@ type Settings struct {
 	// Uninterruptible: a running step cannot be stopped midway (a Terraform
 	// apply); a cancel is accepted only while no step runs.
 	Uninterruptible bool
+	// PoolPerEnvironment: the kind's workers are a pool per environment
+	// (its steps are long: sandbox runs must not hold the workers prod
+	// waits for). Each pool is one more queue the orchestrator polls, so
+	// kinds with short steps share one.
+	PoolPerEnvironment bool
 	// MaxUnfinishedPerCaller bounds the operations of the kind one caller
 	// (Vault entity) may have unfinished at once (0: no bound): one caller
 	// cannot queue enough long runs to hold every worker.

@@ -236,7 +236,7 @@ var moduleRunKind = &Kind{
 		},
 	},
 	Delete:   deleteBody,
-	Settings: Settings{Workers: 2, StepTimeout: 10 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 3, Uninterruptible: true, MaxUnfinishedPerCaller: 4},
+	Settings: Settings{Workers: 2, StepTimeout: 10 * time.Minute, Deadline: 2 * time.Hour, MaxAttempts: 3, Uninterruptible: true, PoolPerEnvironment: true, MaxUnfinishedPerCaller: 4},
 }
 
 var deleteBody = Body{New: func() Validator { return &DeleteRequest{} }, Fields: []Field{changeTicket}}

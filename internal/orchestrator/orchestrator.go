@@ -135,12 +135,15 @@ func New(ctx context.Context, cfg Config) (*Orchestrator, error) {
 	river.AddWorker(workers, &operationWorker{o: o})
 	queues := map[string]river.QueueConfig{}
 	for kind := range cfg.Executors {
-		// One pool per kind and environment: a sandbox caller's long runs
-		// never hold the workers a prod operation waits for. The kind's own
-		// queue drains jobs enqueued before pools were per environment.
+		// A kind with long steps has one pool per environment: a sandbox
+		// caller's runs never hold the workers a prod operation waits for
+		// (its own queue still drains jobs enqueued before). Every queue is
+		// polled, so the others keep one.
 		queues[kind] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
-		for _, env := range api.Environments {
-			queues[queueOf(kind, env)] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
+		if o.settings(kind).PoolPerEnvironment {
+			for _, env := range api.Environments {
+				queues[o.queueOf(kind, env)] = river.QueueConfig{MaxWorkers: o.settings(kind).Workers}
+			}
 		}
 	}
 	rcfg := &river.Config{
@@ -228,7 +231,12 @@ func (o *Orchestrator) settings(kind string) api.Settings {
 func (o *Orchestrator) StepTimeout(kind string) time.Duration { return o.settings(kind).StepTimeout }
 
 // queueOf is the River queue (the worker pool) of kind's operations in env.
-func queueOf(kind, env string) string { return kind + "-" + env }
+func (o *Orchestrator) queueOf(kind, env string) string {
+	if !o.settings(kind).PoolPerEnvironment {
+		return kind
+	}
+	return kind + "-" + env
+}
 
 // kindOfQueue is the kind a queue serves.
 func kindOfQueue(queue string) string {
@@ -243,7 +251,7 @@ func (o *Orchestrator) Handles(kind string) bool { _, ok := o.cfg.Executors[kind
 // enqueueing again (at recovery, or a retried request) never runs it twice.
 func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 	_, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
-		Queue: queueOf(op.Kind, op.Environment),
+		Queue: o.queueOf(op.Kind, op.Environment),
 		// The operation counts its own attempts and fails itself first;
 		// River's count also grows with every snooze (a wait).
 		MaxAttempts: o.settings(op.Kind).MaxAttempts + 1,
@@ -260,7 +268,7 @@ func (o *Orchestrator) Enqueue(ctx context.Context, op api.Operation) error {
 // running is left alone: it sees the cancel when it ends.
 func (o *Orchestrator) Wake(ctx context.Context, op api.Operation) error {
 	res, err := o.insert(ctx, OperationArgs{OperationID: op.ID}, &river.InsertOpts{
-		Queue: queueOf(op.Kind, op.Environment), MaxAttempts: o.settings(op.Kind).MaxAttempts + 1, UniqueOpts: river.UniqueOpts{ByArgs: true}})
+		Queue: o.queueOf(op.Kind, op.Environment), MaxAttempts: o.settings(op.Kind).MaxAttempts + 1, UniqueOpts: river.UniqueOpts{ByArgs: true}})
 	if err != nil {
 		return fmt.Errorf("wake operation %s: %w", op.ID, err)
 	}
