@@ -70,6 +70,8 @@ func onOperation(action string) bool {
 type BundleEvaluator interface {
 	Evaluate(ctx context.Context, bundle string, in policy.Input) (api.Decision, error)
 	Bundle(name string) (policy.BundleInfo, bool)
+	// Revision is a bundle's current revision, cheaply.
+	Revision(name string) string
 	// BundleAt is one revision of a bundle (the one that decided).
 	BundleAt(name, revision string) (policy.BundleInfo, bool)
 	Bundles() []policy.BundleInfo
@@ -197,9 +199,7 @@ func (g *Gate) Admit(ctx context.Context, req Request) (Admission, error) {
 		}
 		a.Target = target
 	}
-	if info, ok := g.Policy.Bundle(bundle); ok {
-		a.Audit.BundleRevision = info.Revision
-	}
+	a.Audit.BundleRevision = g.Policy.Revision(bundle)
 
 	// The request body, decoded and checked by the kinds table, then by
 	// what only the gateway knows (catalogs, references, kinds' checks).

@@ -335,6 +335,15 @@ func (e *Evaluator) Bundles() []BundleInfo {
 	return out
 }
 
+// Revision is a loaded bundle's current revision ("" when not loaded),
+// without copying its declaration as Bundle does: for every request's audit.
+func (e *Evaluator) Revision(name string) string {
+	if b, ok := e.current.Load().bundles[name]; ok {
+		return b.info.Revision
+	}
+	return ""
+}
+
 // Bundle describes one bundle.
 func (e *Evaluator) Bundle(name string) (BundleInfo, bool) {
 	b, ok := e.current.Load().bundles[name]
